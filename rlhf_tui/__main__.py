@@ -1,0 +1,3 @@
+from rlhf_tui.cli import main
+
+raise SystemExit(main())

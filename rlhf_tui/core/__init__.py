@@ -1,0 +1,1 @@
+"""The headless core: discovery, tailing, readers, run model, monitor. Never imports Textual."""

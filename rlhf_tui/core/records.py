@@ -1,0 +1,100 @@
+"""What a source reader hands to the run model.
+
+Every reader, whatever its format, turns bytes into an `Update`: step records with their raw metric
+keys, facts about the run (trainer, max_steps, ...), lifecycle evidence (finished, crashed) and notes
+about bad input. The run model merges updates from all the sources of one run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+class Record(NamedTuple):
+    """One logged step: raw metric keys as the trainer wrote them, NaN/Inf kept."""
+
+    step: int
+    time: float | None
+    values: dict[str, float]
+    phase: str = "train"  # "train" or "eval"; eval keys are kept apart as eval_<key>
+
+
+@dataclass
+class Crash:
+    """How a run ended abnormally.
+
+    reason: a short machine word, one of CRASH_REASONS.
+    label: what a person reads ("CUDA out of memory", "NCCL watchdog timeout").
+    exception: the final exception line ("RuntimeError: boom"), when there is one.
+    """
+
+    reason: str
+    label: str
+    exception: str | None = None
+    traceback: str | None = None
+    last_step: int | None = None
+    time: float | None = None
+    source: str = ""
+
+
+CRASH_REASONS = (
+    "exception",
+    "oom",
+    "nccl",
+    "child_failed",
+    "sigterm",
+    "sigint",
+    "sigkill",
+    "time_limit",
+    "preempted",
+    "segfault",
+    "killed",
+)
+
+
+@dataclass
+class Update:
+    """The result of one read of one source.
+
+    records: new step records, in file order.
+    facts: run facts learnt (keys in FACT_KEYS); later updates override earlier ones.
+    finished: True when the source saw a normal end (footer, final summary, global_step == max_steps).
+    crash: set when the source saw an abnormal end.
+    notes: short, human-readable complaints about bad input ("line 12: not JSON"), shown on the run.
+    replace: True for snapshot sources (a whole file re-read): their records replace the previous ones.
+    """
+
+    records: list[Record] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False
+    crash: Crash | None = None
+    notes: list[str] = field(default_factory=list)
+    replace: bool = False
+
+    def merge(self, other: Update) -> None:
+        self.records.extend(other.records)
+        self.facts.update(other.facts)
+        self.finished = self.finished or other.finished
+        self.crash = other.crash or self.crash
+        self.notes.extend(other.notes)
+
+
+# Facts a reader may report. trainer is a lower-case family name from metrics.TRAINERS.
+FACT_KEYS = (
+    "trainer",  # "dpo", "grpo", ... as named by the source
+    "trainer_evidence",  # where the trainer came from: "header", "model card", "config class", "keys"
+    "max_steps",
+    "global_step",
+    "logging_steps",
+    "model_name",
+    "loss_type",  # DPO loss variant: sigmoid, hinge, ipo, ...; KTO, ...
+    "beta",
+    "config",  # dict of scalar training arguments
+    "pid",
+    "host",
+    "start_time",  # unix seconds
+    "end_time",
+    "summary",  # the end-of-run summary dict (train_runtime, train_loss, ...), never a step
+    "writer",  # "ptt", "rlhf-top", "transformers", "tensorboard", "console", "jsonl"
+)

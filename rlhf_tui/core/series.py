@@ -1,0 +1,130 @@
+"""Append-only metric series in numpy, with NaN/Inf accounting, downsampling and EMA smoothing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_INITIAL_CAPACITY = 64
+
+
+class Series:
+    """Steps (int64) and values (float64) of one metric, growing by doubling.
+
+    NaN and Inf are stored as they came and counted; consumers that cannot take them (widgets,
+    plotters) use `finite()`.
+    """
+
+    __slots__ = ("_steps", "_values", "_size", "nonfinite_count")
+
+    def __init__(self) -> None:
+        self._steps = np.empty(_INITIAL_CAPACITY, dtype=np.int64)
+        self._values = np.empty(_INITIAL_CAPACITY, dtype=np.float64)
+        self._size = 0
+        self.nonfinite_count = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._steps[: self._size]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._values[: self._size]
+
+    @property
+    def last_step(self) -> int | None:
+        return int(self._steps[self._size - 1]) if self._size else None
+
+    @property
+    def last(self) -> float | None:
+        return float(self._values[self._size - 1]) if self._size else None
+
+    def last_finite(self) -> float | None:
+        values = self.values
+        finite = np.flatnonzero(np.isfinite(values))
+        return float(values[finite[-1]]) if finite.size else None
+
+    def append(self, step: int, value: float) -> None:
+        if self._size == len(self._steps):
+            self._grow(self._size + 1)
+        self._steps[self._size] = step
+        self._values[self._size] = value
+        self._size += 1
+        if not math.isfinite(value):
+            self.nonfinite_count += 1
+
+    def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
+        n = len(steps)
+        if not n:
+            return
+        if self._size + n > len(self._steps):
+            self._grow(self._size + n)
+        self._steps[self._size : self._size + n] = steps
+        self._values[self._size : self._size + n] = values
+        self._size += n
+        self.nonfinite_count += int(n - np.count_nonzero(np.isfinite(values)))
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * len(self._steps))
+        steps = np.empty(capacity, dtype=np.int64)
+        values = np.empty(capacity, dtype=np.float64)
+        steps[: self._size] = self.steps
+        values[: self._size] = self.values
+        self._steps, self._values = steps, values
+
+    def finite(self) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and values with NaN/Inf removed: what a widget may draw."""
+        mask = np.isfinite(self.values)
+        return self.steps[mask], self.values[mask]
+
+    def nbytes(self) -> int:
+        return self._steps.nbytes + self._values.nbytes
+
+
+def downsample(x: np.ndarray, y: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most about `budget` points keeping each bucket's min and max, so spikes survive."""
+    n = len(x)
+    if n <= budget or budget < 4:
+        return x, y
+    buckets = budget // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    starts = edges[:-1]
+    lo = np.minimum.reduceat(y, starts)
+    hi = np.maximum.reduceat(y, starts)
+    lo_idx = np.empty(buckets, dtype=np.int64)
+    hi_idx = np.empty(buckets, dtype=np.int64)
+    for b in range(buckets):
+        segment = y[edges[b] : edges[b + 1]]
+        lo_idx[b] = edges[b] + int(np.argmin(segment))
+        hi_idx[b] = edges[b] + int(np.argmax(segment))
+    idx = np.unique(np.concatenate([lo_idx, hi_idx, [0, n - 1]]))
+    return x[idx], y[idx]
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard-style exponential moving average with bias correction (weight in [0, 1))."""
+    if weight <= 0 or len(values) == 0:
+        return values.astype(np.float64, copy=True)
+    out = np.empty(len(values), dtype=np.float64)
+    last = 0.0
+    debias = 0.0
+    for i, v in enumerate(values.tolist()):
+        last = last * weight + (1 - weight) * v
+        debias = debias * weight + (1 - weight)
+        out[i] = last / debias
+    return out
+
+
+def sparkline_values(series: Series, width: int) -> list[float]:
+    """The last values of a series reduced to `width` finite numbers (bucket means), for sparklines."""
+    _, values = series.finite()
+    if len(values) == 0 or width <= 0:
+        return []
+    if len(values) <= width:
+        return values.tolist()
+    edges = np.linspace(0, len(values), width + 1).astype(np.int64)
+    return np.add.reduceat(values, edges[:-1]).__truediv__(np.diff(edges)).tolist()

@@ -1,0 +1,140 @@
+"""Generic JSONL metrics: one JSON object per line with a step and numeric values.
+
+Accepted shapes: flat `{"step": 3, "loss": 0.5, ...}` (custom loops), `{"step": 3, "data": {...}}`
+(verl's file logger) and `{"step": 3, "metrics": {...}}` (PTT-style records without a header).
+`NaN`/`Infinity` tokens are accepted. A file whose first object has no step is not a metrics log
+(a dataset, say): the reader marks itself `not_metrics` and ignores the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.sources.lines import LineBuffer
+
+STEP_KEYS = ("step", "global_step", "_step", "iteration", "iter")
+TIME_KEYS = ("timestamp", "time", "wall_time", "_timestamp", "_time")
+NESTED_KEYS = ("metrics", "data")
+MAX_NOTES = 20
+
+
+def parse_json_line(line: bytes) -> Any:
+    """orjson, falling back to json for the NaN/Infinity tokens Python's json writes."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
+def parse_time(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def numeric_values(source: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, float]:
+    """The numeric fields of a dict (bools and strings dropped), one nested level flattened."""
+    values: dict[str, float] = {}
+    for key, value in source.items():
+        kind = type(value)
+        if kind is float or kind is int:
+            if key not in skip:
+                values[key] = value
+        elif kind is dict and key not in skip:
+            for inner, inner_value in value.items():
+                if type(inner_value) in (float, int):
+                    values[f"{key}/{inner}"] = inner_value
+    return values
+
+
+def step_of(obj: dict[str, Any]) -> int | None:
+    for key in STEP_KEYS:
+        value = obj.get(key)
+        if type(value) is int:
+            return value
+        if type(value) is float and value.is_integer():
+            return int(value)
+    return None
+
+
+def time_of(obj: dict[str, Any]) -> float | None:
+    for key in TIME_KEYS:
+        if key in obj:
+            return parse_time(obj[key])
+    return None
+
+
+class JsonlReader:
+    """Reads JSONL metric logs incrementally; subclasses handle control lines (headers, footers)."""
+
+    writer = "jsonl"
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._lines = LineBuffer()
+        self._line_number = 0
+        self._notes = 0
+        self.not_metrics = False
+        self.seen_records = False
+
+    def feed(self, data: bytes) -> Update:
+        update = Update()
+        if self.not_metrics:
+            return update
+        dropped_before = self._lines.dropped
+        for line in self._lines.feed(data):
+            self._line_number += 1
+            if not line.strip():
+                continue
+            try:
+                obj = parse_json_line(line)
+            except (ValueError, RecursionError):
+                self._note(update, f"line {self._line_number}: not valid JSON, skipped")
+                continue
+            if not isinstance(obj, dict):
+                self._note(update, f"line {self._line_number}: not a JSON object, skipped")
+                continue
+            self.handle(obj, update)
+            if self.not_metrics:
+                return Update()
+        if self._lines.dropped > dropped_before:
+            self._note(update, "a line longer than 1 MiB was skipped")
+        return update
+
+    def _note(self, update: Update, text: str) -> None:
+        self._notes += 1
+        if self._notes <= MAX_NOTES:
+            update.notes.append(text)
+        elif self._notes == MAX_NOTES + 1:
+            update.notes.append("further bad lines not reported")
+
+    def handle(self, obj: dict[str, Any], update: Update) -> None:
+        step = step_of(obj)
+        if step is None:
+            if not self.seen_records:
+                self.not_metrics = True
+            else:
+                self._note(update, f"line {self._line_number}: no step, skipped")
+            return
+        self.seen_records = True
+        values = None
+        for nested in NESTED_KEYS:
+            inner = obj.get(nested)
+            if isinstance(inner, dict):
+                values = numeric_values(inner)
+                break
+        if values is None:
+            values = numeric_values(obj, skip=STEP_KEYS + TIME_KEYS)
+        phase = "eval" if obj.get("phase") == "eval" else "train"
+        update.records.append(Record(step, time_of(obj), values, phase))

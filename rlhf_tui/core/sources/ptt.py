@@ -1,0 +1,213 @@
+"""Post-Training Toolkit run directories (and our own callback's, which shares the format).
+
+`metrics.jsonl`: a header `{"type": "header", "trainer_type": ...}`, records
+`{"step", "timestamp", "metrics": {...}}`, a footer `{"type": "footer", "status": "completed"}`.
+Our callback adds `"writer": "rlhf-top"` to the header, `"phase": "eval"` on eval records and a
+`{"type": "summary"}` line for the end-of-run averages.
+
+PTT quirk handled here: a finished run has a second record at the last step holding only
+`<x>_loss` = the run-average `train_loss`. It is a summary, not a step, so it goes to
+`facts["summary"]` and never becomes "the last loss".
+
+Snapshot documents: `postmortem.json`, `critical_failure.json`, `run_metadata*.json`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rlhf_tui.core.metrics import normalize_trainer
+from rlhf_tui.core.records import Crash, Update
+from rlhf_tui.core.sources.jsonl import JsonlReader, parse_json_line, parse_time
+
+_EXIT_REASONS = {
+    "exception": ("exception", "Python exception"),
+    "oom": ("oom", "CUDA out of memory"),
+    "cuda_oom": ("oom", "CUDA out of memory"),
+    "sigterm": ("sigterm", "terminated (SIGTERM)"),
+    "sigint": ("sigint", "interrupted (SIGINT)"),
+    "keyboard_interrupt": ("sigint", "interrupted (SIGINT)"),
+    "sigkill": ("sigkill", "killed (SIGKILL)"),
+    "nccl": ("nccl", "NCCL error"),
+    "nccl_timeout": ("nccl", "NCCL timeout"),
+    "critical_failure": ("exception", "critical failure"),
+}
+
+
+class PttMetricsReader(JsonlReader):
+    writer = "ptt"
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__(name)
+        self._last_step: int | None = None
+
+    def handle(self, obj: dict[str, Any], update: Update) -> None:
+        kind = obj.get("type")
+        if kind is None:
+            before = len(update.records)
+            super().handle(obj, update)
+            if len(update.records) > before:
+                self._check_summary_row(update)
+            return
+        self.seen_records = True
+        if kind == "header":
+            writer = obj.get("writer")
+            update.facts["writer"] = writer if writer == "rlhf-top" else "ptt"
+            trainer = normalize_trainer(obj.get("trainer_type"))
+            if trainer:
+                update.facts["trainer"] = trainer
+                update.facts["trainer_evidence"] = "header"
+            start = parse_time(obj.get("timestamp"))
+            if start is not None:
+                update.facts.setdefault("start_time", start)
+        elif kind == "footer":
+            if obj.get("status") in ("completed", "finished", "success"):
+                update.finished = True
+            update.facts["end_time"] = parse_time(obj.get("timestamp"))
+        elif kind == "summary" and isinstance(obj.get("metrics"), dict):
+            update.facts["summary"] = _finite_numbers(obj["metrics"])
+
+    def _check_summary_row(self, update: Update) -> None:
+        record = update.records[-1]
+        if record.phase != "train":
+            return
+        keys = record.values.keys()
+        if (
+            record.step == self._last_step
+            and len(keys) == 1
+            and next(iter(keys)).endswith("loss")
+        ):
+            update.records.pop()
+            (value,) = record.values.values()
+            update.facts["summary"] = {"train_loss": value}
+            return
+        self._last_step = record.step
+
+
+def _finite_numbers(values: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if type(v) in (int, float) and math.isfinite(v)
+    }
+
+
+def _load_object(data: bytes, what: str, update: Update) -> dict[str, Any] | None:
+    if not data.strip():
+        update.notes.append(f"{what}: empty file")
+        return None
+    try:
+        obj = parse_json_line(data)
+    except (ValueError, RecursionError):
+        update.notes.append(f"{what}: not valid JSON")
+        return None
+    if not isinstance(obj, dict):
+        update.notes.append(f"{what}: not a JSON object")
+        return None
+    return obj
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _last_line(text: str | None) -> str | None:
+    if not text:
+        return None
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
+
+
+def read_postmortem(data: bytes, name: str = "postmortem.json") -> Update:
+    update = Update(replace=True)
+    obj = _load_object(data, name, update)
+    if obj is None:
+        return update
+    raw_reason = str(obj.get("exit_reason") or "exception").lower()
+    traceback = _text(obj.get("traceback"))
+    exception = _text(obj.get("exception")) or _last_line(traceback)
+    last_step = obj.get("last_step") if type(obj.get("last_step")) is int else None
+    if raw_reason in ("completed", "success", "normal"):
+        update.finished = True
+        return update
+    reason, label = _EXIT_REASONS.get(raw_reason, ("exception", raw_reason))
+    if obj.get("cuda_error") or (exception and "out of memory" in exception.lower()):
+        reason, label = "oom", "CUDA out of memory"
+    update.crash = Crash(
+        reason=reason,
+        label=label,
+        exception=exception,
+        traceback=traceback,
+        last_step=last_step,
+        time=parse_time(obj.get("timestamp")),
+        source=name,
+    )
+    environment = obj.get("environment")
+    if isinstance(environment, dict):
+        _host_facts(environment, update)
+    return update
+
+
+def read_critical_failure(data: bytes, name: str = "critical_failure.json") -> Update:
+    """PTT writes this when a critical metric failure (NaN loss, ...) stops or flags the run."""
+    update = Update(replace=True)
+    obj = _load_object(data, name, update)
+    if obj is None:
+        return update
+    message = _text(obj.get("message")) or _text(obj.get("reason")) or _text(obj.get("error"))
+    update.notes.append(f"PTT critical failure: {message or 'no message'}")
+    return update
+
+
+def read_metadata(data: bytes, name: str = "run_metadata.json") -> Update:
+    update = Update(replace=True)
+    obj = _load_object(data, name, update)
+    if obj is None:
+        return update
+    facts = update.facts
+    trainer = normalize_trainer(obj.get("trainer_type") or obj.get("trainer"))
+    if trainer:
+        facts["trainer"] = trainer
+        facts["trainer_evidence"] = "config class" if obj.get("config_class") else "header"
+    model = _text(obj.get("model_name"))
+    if model:
+        facts["model_name"] = model
+    start = parse_time(obj.get("start_time"))
+    if start is not None:
+        facts["start_time"] = start
+    if obj.get("status") in ("completed", "finished"):
+        update.finished = True
+    args = obj.get("training_args")
+    config = obj.get("config")
+    if not isinstance(args, dict) and isinstance(config, dict):
+        args = config.get("training_args")
+    if isinstance(args, dict):
+        scalars = {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool))}
+        facts["config"] = scalars
+        max_steps = scalars.get("max_steps")
+        if type(max_steps) is int and max_steps > 0:
+            facts["max_steps"] = max_steps
+        logging_steps = scalars.get("logging_steps")
+        if isinstance(logging_steps, (int, float)) and logging_steps >= 1:
+            facts["logging_steps"] = int(logging_steps)
+        for key in ("loss_type", "beta"):
+            if key in scalars:
+                facts[key] = scalars[key]
+    for key in ("loss_type", "beta", "max_steps"):
+        if key in obj and obj[key] is not None and key not in facts:
+            facts[key] = obj[key]
+    _host_facts(obj, update)
+    environment = obj.get("environment")
+    if isinstance(environment, dict):
+        _host_facts(environment, update)
+    return update
+
+
+def _host_facts(obj: dict[str, Any], update: Update) -> None:
+    host = obj.get("hostname") or obj.get("host")
+    pid = obj.get("pid")
+    if isinstance(host, str):
+        update.facts["host"] = host
+    if type(pid) is int:
+        update.facts["pid"] = pid
