@@ -1,0 +1,123 @@
+"""`rlhf-top`: the live TUI by default; `--once`, `--json`, `report RUN`, `--demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rlhf_tui import __version__
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+def default_roots() -> list[str]:
+    return ["./runs"] if os.path.isdir("./runs") else ["."]
+
+
+def main_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlhf-top",
+        description="Live monitor and diagnostician for post-training runs (DPO, PPO, GRPO, ...).",
+        epilog="Subcommand: rlhf-top report RUN_DIR [-o FILE] writes the diagnostic report.",
+    )
+    parser.add_argument("roots", nargs="*", help="directories to search for runs (default ./runs, else .)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="print one table of all runs and exit")
+    mode.add_argument("--json", action="store_true", help="print all runs as JSON and exit")
+    mode.add_argument("--demo", action="store_true", help="watch simulated live runs (nothing is kept)")
+    parser.add_argument("--poll", type=float, metavar="SECONDS", help="poll files instead of inotify (NFS/Lustre)")
+    parser.add_argument("--rules", type=Path, metavar="DIR", help="directory of your own rule files (YAML)")
+    parser.add_argument("--depth", type=int, default=6, help="how deep to search for runs (default 6)")
+    parser.add_argument(
+        "--color-system",
+        choices=["auto", "standard", "256", "truecolor", "none"],
+        default="auto",
+        help="terminal colours (NO_COLOR is honoured)",
+    )
+    parser.add_argument("--version", action="version", version=f"rlhf-top {__version__}")
+    return parser
+
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlhf-top report",
+        description="Write the RLHF Run Diagnostic Report (Markdown) for one run directory.",
+    )
+    parser.add_argument("run_dir", help="the run directory")
+    parser.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    parser.add_argument("--json", action="store_true", help="the same content as JSON")
+    parser.add_argument("--rules", type=Path, metavar="DIR", help="directory of your own rule files (YAML)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "report":
+        return run_report(report_parser().parse_args(argv[1:]))
+    args = main_parser().parse_args(argv)
+    if args.poll is not None and args.poll <= 0:
+        main_parser().error("--poll needs a positive number of seconds")
+    roots = args.roots or default_roots()
+    if not args.demo:
+        missing = [r for r in roots if not os.path.isdir(r)]
+        if missing:
+            print(f"rlhf-top: not a directory: {', '.join(missing)}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.once or args.json:
+        return run_headless(roots, args)
+    return run_tui(roots, args)
+
+
+def run_headless(roots: list[str], args: argparse.Namespace) -> int:
+    from rlhf_tui.core.session import open_session
+    from rlhf_tui.headless import print_json, print_table
+
+    session = open_session(roots, max_depth=args.depth, rules_dir=args.rules)
+    session.load()
+    if args.json:
+        print_json(session)
+    else:
+        print_table(session, color_system=args.color_system)
+    return EXIT_PROBLEM if session.has_problems() else EXIT_OK
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from rlhf_tui.core.session import open_session
+    from rlhf_tui.report import build_report, render_json, render_markdown, write_new_file
+
+    if not os.path.isdir(args.run_dir):
+        print(f"rlhf-top report: not a directory: {args.run_dir}", file=sys.stderr)
+        return EXIT_USAGE
+    session = open_session([args.run_dir], rules_dir=args.rules)
+    session.load()
+    runs = session.runs()
+    if not runs:
+        print(f"rlhf-top report: no run found in {args.run_dir}", file=sys.stderr)
+        return EXIT_USAGE
+    run = min(runs, key=lambda r: len(os.path.relpath(r.path, os.path.abspath(args.run_dir))))
+    report = build_report(run)
+    text = json.dumps(render_json(report), indent=2) + "\n" if args.json else render_markdown(report)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            write_new_file(args.output, text, force=args.force)
+        except FileExistsError:
+            print(f"rlhf-top report: {args.output} exists (use --force to overwrite)", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as exc:
+            print(f"rlhf-top report: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return EXIT_PROBLEM if report.is_problem else EXIT_OK
+
+
+def run_tui(roots: list[str], args: argparse.Namespace) -> int:
+    from rlhf_tui.ui.app import launch
+
+    return launch(roots, args)

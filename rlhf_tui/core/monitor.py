@@ -1,0 +1,268 @@
+"""The live engine shared by the TUI and the headless commands: roots -> runs, kept current.
+
+`scan()` finds runs and their files (new ones appear, deleted ones are marked gone); `poll()` reads
+what changed, a bounded number of bytes per pass so a huge backlog in one run never blocks the
+others; `catch_up()` reads everything there is (for `--once`). Who tells it what changed (watchfiles,
+a stat poll) is `watch.py`'s business.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH, discover
+from rlhf_tui.core.records import Update
+from rlhf_tui.core.run import Run, SourceFile
+from rlhf_tui.core.sources.console_log import ConsoleLogReader
+from rlhf_tui.core.sources.jsonl import JsonlReader
+from rlhf_tui.core.sources.model_card import read_model_card
+from rlhf_tui.core.sources.ptt import (
+    PttMetricsReader,
+    read_critical_failure,
+    read_metadata,
+    read_postmortem,
+)
+from rlhf_tui.core.sources.tensorboard import TensorBoardReader
+from rlhf_tui.core.sources.trainer_state import checkpoint_number, read_trainer_state
+from rlhf_tui.core.tail import FileTail, Snapshot
+
+FILE_BUDGET = 8 * 1024 * 1024
+PASS_BUDGET = 32 * 1024 * 1024
+
+STREAM_READERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "metrics": ("ptt", PttMetricsReader),
+    "jsonl": ("jsonl", JsonlReader),
+    "tensorboard": ("tensorboard", TensorBoardReader),
+    "console": ("console", ConsoleLogReader),
+}
+DOCUMENT_READERS: dict[str, tuple[str | None, Callable[[bytes, str], Any]]] = {
+    "trainer_state": ("trainer_state", read_trainer_state),
+    "postmortem": (None, read_postmortem),
+    "critical": (None, read_critical_failure),
+    "metadata": (None, read_metadata),
+    "model_card": (None, read_model_card),
+}
+
+
+class Monitor:
+    def __init__(
+        self,
+        roots: Iterable[str],
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        analyze: Callable[[Run], Any] | None = None,
+        file_budget: int = FILE_BUDGET,
+        pass_budget: int = PASS_BUDGET,
+    ) -> None:
+        self.roots = [os.path.abspath(r) for r in roots]
+        self.max_depth = max_depth
+        self.analyze = analyze
+        self.file_budget = file_budget
+        self.pass_budget = pass_budget
+        self.runs: dict[str, Run] = {}
+        self.notes: list[str] = []
+        self._by_path: dict[str, tuple[Run, SourceFile]] = {}
+        self._pending: set[str] = set()
+
+    # --- discovery -------------------------------------------------------------------------
+
+    def scan(self) -> set[Run]:
+        """Find runs and files; returns runs that appeared, gained files or went away."""
+        found = discover(self.roots, self.max_depth)
+        self.notes = found.notes
+        changed: set[Run] = set()
+        for run_dir, artefacts in found.runs.items():
+            run = self.runs.get(run_dir)
+            if run is None:
+                run = self.runs[run_dir] = Run(run_dir, found.roots[run_dir])
+                changed.add(run)
+            if run.gone:
+                run.gone = False
+                run.touch()
+                changed.add(run)
+            if self._attach_files(run, artefacts):
+                changed.add(run)
+        for run_dir, run in self.runs.items():
+            if run_dir not in found.runs and not run.gone and not os.path.isdir(run_dir):
+                run.gone = True
+                run.note("run directory deleted")
+                changed.add(run)
+        return changed
+
+    def _attach_files(self, run: Run, artefacts: dict[str, str]) -> bool:
+        added = False
+        newest_state = _newest_trainer_state(artefacts)
+        for path, kind in sorted(artefacts.items()):
+            if path in run.files:
+                continue
+            if kind == "trainer_state" and path != newest_state:
+                continue
+            if kind == "trainer_state":
+                for old in [p for p, f in run.files.items() if f.kind == "trainer_state"]:
+                    self._forget(run, old)
+            run.files[path] = self._source_file(path, kind)
+            self._by_path[path] = (run, run.files[path])
+            self._pending.add(path)
+            added = True
+        return added
+
+    def _forget(self, run: Run, path: str) -> None:
+        run.files.pop(path, None)
+        self._by_path.pop(path, None)
+        self._pending.discard(path)
+
+    @staticmethod
+    def _source_file(path: str, kind: str) -> SourceFile:
+        name = os.path.basename(path)
+        if kind in STREAM_READERS:
+            logical, factory = STREAM_READERS[kind]
+            return SourceFile(path, kind, logical, factory(name), FileTail(path))
+        logical, reader = DOCUMENT_READERS[kind]
+        return SourceFile(path, kind, logical, reader, Snapshot(path))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def poll(self, paths: Iterable[str] | None = None) -> set[Run]:
+        """Read new data from the given paths (all known files when None) plus any backlog."""
+        if paths is None:
+            wanted = set(self._by_path)
+        else:
+            wanted = set()
+            for path in paths:
+                if path in self._by_path:
+                    wanted.add(path)
+                else:
+                    wanted.update(p for p in self._by_path if p.startswith(path.rstrip(os.sep) + os.sep))
+        wanted |= self._pending
+        self._pending = set()
+        budget = self.pass_budget
+        changed: set[Run] = set()
+        for path in sorted(wanted):
+            entry = self._by_path.get(path)
+            if entry is None:
+                continue
+            run, file = entry
+            if budget <= 0:
+                self._pending.add(path)
+                continue
+            versions = run.version
+            budget -= self._read_file(run, file, min(self.file_budget, budget))
+            if run.version != versions:
+                changed.add(run)
+        for run in changed:
+            if self.analyze is not None:
+                self.analyze(run)
+        return changed
+
+    @property
+    def backlog(self) -> bool:
+        return bool(self._pending)
+
+    def catch_up(self) -> set[Run]:
+        changed = self.poll()
+        while self._pending:
+            changed |= self.poll([])
+        return changed
+
+    def _read_file(self, run: Run, file: SourceFile, budget: int) -> int:
+        follower = file.follower
+        if isinstance(follower, FileTail):
+            result = follower.read(budget)
+        else:
+            result = follower.read_if_changed()
+            if result is None:
+                return 0
+        if result.missing:
+            if not file.missing:
+                file.missing = True
+                run.note(f"{os.path.relpath(file.path, run.path)}: file disappeared")
+            return 0
+        file.missing = False
+        if result.error:
+            if result.error != file.error:
+                file.error = result.error
+                run.note(f"{os.path.relpath(file.path, run.path)}: {result.error}")
+            return 0
+        file.error = None
+        if isinstance(follower, FileTail):
+            if result.reset:
+                self._restart_stream(run, file)
+            if result.pending:
+                self._pending.add(file.path)
+            if not result.data:
+                return 0
+            update = _safely(file.reader.feed, result.data)
+            if file.kind == "metrics":
+                _settle_metrics_logical(file, update)
+            file.bytes_read += len(result.data)
+        else:
+            update = _safely(file.reader, result.data, os.path.basename(file.path))
+        run.apply(file, update, follower.mtime)
+        return len(result.data)
+
+    def _restart_stream(self, run: Run, file: SourceFile) -> None:
+        run.note(f"{os.path.relpath(file.path, run.path)}: truncated or replaced, reading it again")
+        logical, factory = STREAM_READERS[file.kind]
+        file.reader = factory(os.path.basename(file.path))
+        file.crash = None
+        file.finished = False
+        file.facts = {}
+        if file.logical in run.data:
+            if run.primary == file.logical:
+                run.generation += 1
+            del run.data[file.logical]
+            for other in run.files.values():
+                if other is not file and other.logical == file.logical:
+                    other.follower.offset = 0
+                    other.reader = STREAM_READERS[other.kind][1](os.path.basename(other.path))
+                    self._pending.add(other.path)
+        run.primary = None if run.primary == file.logical else run.primary
+
+    # --- liveness --------------------------------------------------------------------------
+
+    def check_processes(self) -> None:
+        for run in self.runs.values():
+            if not run.finished and run.crash is None:
+                run.check_process()
+
+    def visible_runs(self) -> list[Run]:
+        """Runs worth listing: a generic .jsonl that turned out not to be a metrics log is hidden."""
+        return [run for run in self.runs.values() if _has_content(run)]
+
+
+def _newest_trainer_state(artefacts: dict[str, str]) -> str | None:
+    best: tuple[int, str] | None = None
+    for path, kind in artefacts.items():
+        if kind != "trainer_state":
+            continue
+        number = checkpoint_number(os.path.basename(os.path.dirname(path)))
+        rank = (number if number is not None else 1 << 62, path)
+        if best is None or rank > best:
+            best = rank
+    return best[1] if best else None
+
+
+def _settle_metrics_logical(file: SourceFile, update: Any) -> None:
+    """A metrics.jsonl is ours, PTT's, or a plain JSONL log: the header says which."""
+    writer = update.facts.get("writer")
+    if writer == "rlhf-top":
+        file.logical = "rlhf-top"
+    elif writer is None and file.bytes_read == 0 and update.records:
+        file.logical = "jsonl"
+
+
+def _safely(function: Callable[..., Any], *args: Any) -> Any:
+    """A reader bug must not take the monitor down: it becomes a note on that run."""
+    try:
+        return function(*args)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is reported, never raised
+        return Update(notes=[f"reader error: {type(exc).__name__}: {exc}"])
+
+
+def _has_content(run: Run) -> bool:
+    if run.data or run.crash is not None or run.finished or run.notes:
+        return True
+    readers = [f.reader for f in run.files.values() if f.kind == "jsonl"]
+    return not readers or not all(getattr(r, "not_metrics", False) for r in readers)
+

@@ -1,0 +1,410 @@
+"""The run model: one run directory, however many artefacts describe it.
+
+Each artefact file feeds a logical source (all TensorBoard files of a run are one source, all console
+logs another, ...). Every source keeps its own column-wise series; the run shows the richest one
+(the "primary": the highest-ranked source that is not lagging behind), so steps are never counted
+twice and a checkpoint's lagging `trainer_state.json` never hides the live log. Facts and lifecycle
+evidence (finished, crashed) are merged from all sources.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rlhf_tui.core.metrics import infer_trainer, resolve_roles, trainer_label
+from rlhf_tui.core.records import Crash, Record, Update
+from rlhf_tui.core.series import Series
+
+# Which logical source a run shows when several are equally current (higher wins).
+SOURCE_RANK = {
+    "rlhf-top": 60,
+    "tensorboard": 50,
+    "console": 40,
+    "trainer_state": 35,
+    "ptt": 30,
+    "jsonl": 20,
+}
+TRAINER_EVIDENCE_RANK = {"keys": 0, "model card": 1, "header": 2, "config class": 3}
+STALL_MIN_SECONDS = 180.0
+STALL_INTERVALS = 15
+KILLED_GRACE_SECONDS = 30.0
+MAX_NOTES = 100
+
+
+class SourceData:
+    """The step records of one logical source, stored column-wise per raw key."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.series: dict[str, Series] = {}
+        self.times = Series()
+        self.last_step: int | None = None
+        self.records = 0
+        self._last_by_key: dict[str, int] = {}
+
+    def add(self, records: list[Record]) -> tuple[int, float | None, int | None]:
+        """Append records; a key's step at or before its last stored step is ignored.
+
+        Returns (new train steps, newest record time, the step a rewind went back to, if any).
+        """
+        last_by_key = self._last_by_key
+        pending: dict[str, tuple[list[int], list[float]]] = {}
+        time_steps: list[int] = []
+        time_values: list[float] = []
+        new_steps = 0
+        newest_time = None
+        rewound_to = None
+        last_step = self.last_step
+        for step, when, values, phase in records:
+            prefix = ""
+            if phase == "train":
+                if last_step is None or step > last_step:
+                    last_step = step
+                    new_steps += 1
+                    if when is not None:
+                        time_steps.append(step)
+                        time_values.append(when)
+                        newest_time = when
+                elif step < last_step and rewound_to is None:
+                    rewound_to = step
+            else:
+                prefix = "eval_"
+            for key, value in values.items():
+                if prefix:
+                    key = prefix + key
+                previous = last_by_key.get(key)
+                if previous is not None and step <= previous:
+                    continue
+                last_by_key[key] = step
+                column = pending.get(key)
+                if column is None:
+                    column = pending[key] = ([], [])
+                column[0].append(step)
+                column[1].append(value)
+        for key, (steps, values) in pending.items():
+            series = self.series.get(key)
+            if series is None:
+                series = self.series[key] = Series()
+            series.extend(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64))
+        if time_steps:
+            self.times.extend(np.array(time_steps, dtype=np.int64), np.array(time_values))
+        self.last_step = last_step
+        self.records += len(records)
+        return new_steps, newest_time, rewound_to
+
+    def points(self) -> int:
+        return sum(len(s) for s in self.series.values())
+
+    def nbytes(self) -> int:
+        return sum(s.nbytes() for s in self.series.values()) + self.times.nbytes()
+
+
+@dataclass
+class SourceFile:
+    """One artefact file of a run and what its reader last said."""
+
+    path: str
+    kind: str
+    logical: str | None  # the SourceData it feeds, None for documents that only give facts
+    reader: Any = None
+    follower: Any = None  # FileTail or Snapshot
+    finished: bool = False
+    crash: Crash | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    missing: bool = False
+    bytes_read: int = 0
+
+
+class Run:
+    """Everything known about one run directory."""
+
+    def __init__(self, path: str, root: str) -> None:
+        self.path = path
+        self.root = root
+        relative = os.path.relpath(path, root)
+        self.name = os.path.basename(root.rstrip(os.sep)) if relative == "." else relative
+        self.files: dict[str, SourceFile] = {}
+        self.data: dict[str, SourceData] = {}
+        self.facts: dict[str, Any] = {}
+        self.primary: str | None = None
+        self.generation = 0
+        self.roles: dict[str, str] = {}
+        self._resolved_keys = -1
+        self.notes: deque[str] = deque(maxlen=MAX_NOTES)
+        self.gone = False
+        self.last_data_time: float | None = None
+        self.changed_at = time.monotonic()
+        self.version = 0  # bumps on every change a view may want to redraw
+        self.process_alive: bool | None = None
+        self.diagnostics: Any = None
+        self.findings: list[Any] = []
+        self.status: Any = None
+
+    # --- what views and rules read ---------------------------------------------------------
+
+    @property
+    def trainer(self) -> str:
+        trainer = self.facts.get("trainer")
+        if trainer and trainer != "unknown":
+            return trainer
+        source = self.data.get(self.primary) if self.primary else None
+        return infer_trainer(source.series) if source else "unknown"
+
+    @property
+    def trainer_label(self) -> str:
+        return trainer_label(self.trainer)
+
+    @property
+    def source(self) -> SourceData | None:
+        return self.data.get(self.primary) if self.primary else None
+
+    def keys(self) -> list[str]:
+        source = self.source
+        return sorted(source.series) if source else []
+
+    def series(self, key: str) -> Series | None:
+        source = self.source
+        return source.series.get(key) if source else None
+
+    def role(self, role: str) -> Series | None:
+        key = self.roles.get(role)
+        return self.series(key) if key else None
+
+    def role_key(self, role: str) -> str | None:
+        return self.roles.get(role)
+
+    @property
+    def times(self) -> Series:
+        source = self.source
+        return source.times if source else Series()
+
+    @property
+    def last_step(self) -> int | None:
+        source = self.source
+        return source.last_step if source else None
+
+    @property
+    def max_steps(self) -> int | None:
+        value = self.facts.get("max_steps")
+        return value if type(value) is int and value > 0 else None
+
+    @property
+    def crash(self) -> Crash | None:
+        """The most telling crash evidence: a specific cause beats a generic exception."""
+        crashes = [f.crash for f in self.files.values() if f.crash is not None]
+        if not crashes:
+            return None
+        best = max(crashes, key=_crash_weight)
+        if best.traceback is None:
+            with_traceback = [c for c in crashes if c.traceback]
+            if with_traceback:
+                other = with_traceback[0]
+                best = Crash(
+                    best.reason,
+                    best.label,
+                    best.exception or other.exception,
+                    other.traceback,
+                    best.last_step if best.last_step is not None else other.last_step,
+                    best.time or other.time,
+                    best.source,
+                )
+        return best
+
+    @property
+    def finished(self) -> bool:
+        return any(f.finished for f in self.files.values())
+
+    def step_interval(self) -> float | None:
+        """Median seconds per logged step over the recent past."""
+        times = self.times
+        if len(times) < 3:
+            return None
+        recent = times.values[-50:]
+        steps = times.steps[-50:]
+        deltas = np.diff(recent) / np.maximum(np.diff(steps), 1)
+        deltas = deltas[np.isfinite(deltas) & (deltas >= 0)]
+        return float(np.median(deltas)) if deltas.size else None
+
+    def stall_after(self) -> float:
+        interval = self.step_interval()
+        return max(STALL_MIN_SECONDS, STALL_INTERVALS * interval) if interval else STALL_MIN_SECONDS
+
+    def quiet_for(self, now: float | None = None) -> float | None:
+        if self.last_data_time is None:
+            return None
+        return max(0.0, (now or time.time()) - self.last_data_time)
+
+    def lifecycle(self, now: float | None = None) -> str:
+        if self.gone:
+            return "gone"
+        if self.crash is not None:
+            return "crashed"
+        if self.finished:
+            return "finished"
+        quiet = self.quiet_for(now)
+        if self.process_alive is False and (quiet is None or quiet > KILLED_GRACE_SECONDS):
+            return "killed"
+        if quiet is not None and quiet > self.stall_after():
+            return "stalled"
+        return "running"
+
+    @property
+    def stalled_for(self) -> float | None:
+        return self.quiet_for() if self.lifecycle() == "stalled" else None
+
+    def points(self) -> int:
+        return sum(d.points() for d in self.data.values())
+
+    def nbytes(self) -> int:
+        return sum(d.nbytes() for d in self.data.values())
+
+    # --- how the monitor feeds it ----------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        if not self.notes or self.notes[-1] != text:
+            self.notes.append(text)
+            self.touch()
+
+    def touch(self) -> None:
+        self.version += 1
+        self.changed_at = time.monotonic()
+
+    def apply(self, file: SourceFile, update: Update, file_time: float | None = None) -> None:
+        """Merge one reader update from one of this run's files."""
+        label = os.path.relpath(file.path, self.path)
+        for text in update.notes:
+            self.note(f"{label}: {text}")
+        changed = bool(update.notes)
+        if update.facts:
+            if update.replace:
+                file.facts = dict(update.facts)
+            else:
+                file.facts.update(update.facts)
+            self._merge_facts()
+            changed = True
+        if update.finished and not file.finished:
+            file.finished = True
+            changed = True
+        if update.crash is not None:
+            file.crash = update.crash
+            changed = True
+        if file.logical is not None and (update.records or update.replace):
+            changed |= self._add_records(file, update, file_time)
+        if changed:
+            self.touch()
+
+    def _add_records(self, file: SourceFile, update: Update, file_time: float | None) -> bool:
+        data = self.data.get(file.logical)
+        if data is None or update.replace:
+            if data is not None and file.logical == self.primary:
+                self.generation += 1
+            data = self.data[file.logical] = SourceData(file.logical)
+        new_steps, newest_time, rewound_to = data.add(update.records)
+        if rewound_to is not None:
+            self.note(
+                f"{os.path.relpath(file.path, self.path)}: steps went back to {rewound_to} "
+                f"(resumed or restarted); only steps after {data.last_step} are shown"
+            )
+        if new_steps:
+            when = newest_time if newest_time is not None else file_time
+            if when is not None and (self.last_data_time is None or when > self.last_data_time):
+                self.last_data_time = when
+            self._clear_crashes_before(data.last_step)
+        self._choose_primary()
+        return bool(update.records) or update.replace
+
+    def _clear_crashes_before(self, step: int | None) -> None:
+        """Training that logged steps past a crash's last step went on: that crash is over."""
+        if step is None:
+            return
+        for file in self.files.values():
+            crash = file.crash
+            if crash is not None and crash.last_step is not None and step > crash.last_step:
+                if file.logical is not None:
+                    file.crash = None
+
+    def _choose_primary(self) -> None:
+        """The highest-ranked source that is current (within a small lag of the newest step)."""
+        candidates = [d for d in self.data.values() if d.last_step is not None]
+        if not candidates:
+            return
+        newest = max(d.last_step for d in candidates)
+        tolerance = 2 + newest // 50
+        current = [d for d in candidates if d.last_step >= newest - tolerance]
+        best = max(current, key=lambda d: SOURCE_RANK.get(d.kind, 0))
+        if best.kind != self.primary:
+            self.primary = best.kind
+            self.generation += 1
+            self._resolved_keys = -1
+        source = self.data[self.primary]
+        if len(source.series) != self._resolved_keys:
+            roles = resolve_roles(self.trainer, source.series)
+            if roles != self.roles and self._resolved_keys >= 0:
+                self.generation += 1
+            self.roles = roles
+            self._resolved_keys = len(source.series)
+
+    def _merge_facts(self) -> None:
+        facts: dict[str, Any] = {}
+        evidence_rank = -1
+        for file in sorted(self.files.values(), key=lambda f: SOURCE_RANK.get(f.logical or "", 0)):
+            for key, value in file.facts.items():
+                if value is None:
+                    continue
+                if key == "trainer":
+                    rank = TRAINER_EVIDENCE_RANK.get(file.facts.get("trainer_evidence", "keys"), 0)
+                    if rank < evidence_rank:
+                        continue
+                    evidence_rank = rank
+                    facts["trainer_evidence"] = file.facts.get("trainer_evidence", "keys")
+                elif key == "trainer_evidence":
+                    continue
+                facts[key] = value
+        if facts.get("trainer") != self.facts.get("trainer"):
+            self._resolved_keys = -1
+        self.facts = facts
+        if self.primary:
+            self._choose_primary()
+
+    def check_process(self) -> None:
+        """Is the training process still alive? Only answerable on the host that ran it."""
+        pid = self.facts.get("pid")
+        host = self.facts.get("host")
+        if type(pid) is not int or not isinstance(host, str) or host != _HOSTNAME:
+            self.process_alive = None
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        except OSError:
+            alive = None
+        else:
+            alive = True
+        if alive != self.process_alive:
+            self.process_alive = alive
+            self.touch()
+
+
+_HOSTNAME = socket.gethostname()
+
+_CRASH_SPECIFICITY = {"exception": 0, "killed": 1}
+
+
+def _crash_weight(crash: Crash) -> tuple[int, int]:
+    return (_CRASH_SPECIFICITY.get(crash.reason, 2), 1 if crash.traceback else 0)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
