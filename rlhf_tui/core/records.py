@@ -12,7 +12,10 @@ from typing import Any, NamedTuple
 
 
 class Record(NamedTuple):
-    """One logged step: raw metric keys as the trainer wrote them, NaN/Inf kept."""
+    """One logged step: raw metric keys as the trainer wrote them, NaN/Inf kept.
+
+    Readers may pass values on as parsed; the run model keeps ints and floats and drops the rest.
+    """
 
     step: int
     time: float | None

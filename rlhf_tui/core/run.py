@@ -15,6 +15,7 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,20 @@ KILLED_GRACE_SECONDS = 30.0
 MAX_NOTES = 100
 
 
+_BULK_MIN = 16
+
+
+@dataclass
+class _Batch:
+    """What one `SourceData.add` call collected before writing it into the series."""
+
+    columns: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    time_steps: list[int] = field(default_factory=list)
+    time_values: list[float] = field(default_factory=list)
+    new_steps: int = 0
+    newest_time: float | None = None
+
+
 class SourceData:
     """The step records of one logical source, stored column-wise per raw key."""
 
@@ -54,51 +69,118 @@ class SourceData:
         """Append records; a key's step at or before its last stored step is ignored.
 
         Returns (new train steps, newest record time, the step a rewind went back to, if any).
+        Long stretches of train records with the same keys and rising steps (the usual case) are
+        appended column-wise in one go; everything else goes record by record.
         """
-        last_by_key = self._last_by_key
-        pending: dict[str, tuple[list[int], list[float]]] = {}
-        time_steps: list[int] = []
-        time_values: list[float] = []
-        new_steps = 0
-        newest_time = None
+        batch = _Batch()
         rewound_to = None
-        last_step = self.last_step
-        for step, when, values, phase in records:
-            prefix = ""
-            if phase == "train":
-                if last_step is None or step > last_step:
-                    last_step = step
-                    new_steps += 1
-                    if when is not None:
-                        time_steps.append(step)
-                        time_values.append(when)
-                        newest_time = when
-                elif step < last_step and rewound_to is None:
-                    rewound_to = step
-            else:
-                prefix = "eval_"
-            for key, value in values.items():
-                if prefix:
-                    key = prefix + key
-                previous = last_by_key.get(key)
-                if previous is not None and step <= previous:
-                    continue
-                last_by_key[key] = step
-                column = pending.get(key)
-                if column is None:
-                    column = pending[key] = ([], [])
-                column[0].append(step)
-                column[1].append(value)
-        for key, (steps, values) in pending.items():
-            series = self.series.get(key)
-            if series is None:
-                series = self.series[key] = Series()
-            series.extend(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64))
-        if time_steps:
-            self.times.extend(np.array(time_steps, dtype=np.int64), np.array(time_values))
-        self.last_step = last_step
-        self.records += len(records)
-        return new_steps, newest_time, rewound_to
+        count = len(records)
+        i = 0
+        while i < count:
+            end = self._uniform_stretch(records, i)
+            if end - i >= _BULK_MIN and self._append_stretch(records[i:end], batch):
+                i = end
+                continue
+            step = records[i].step
+            if records[i].phase == "train" and self.last_step is not None and step < self.last_step:
+                rewound_to = step if rewound_to is None else rewound_to
+            self._append_one(records[i], batch)
+            i += 1
+        self._flush(batch)
+        self.records += count
+        return batch.new_steps, batch.newest_time, rewound_to
+
+    @staticmethod
+    def _uniform_stretch(records: list[Record], start: int) -> int:
+        first = records[start]
+        if first.phase != "train":
+            return start
+        keys = first.values.keys()
+        previous = first.step
+        end = start + 1
+        count = len(records)
+        while end < count:
+            record = records[end]
+            if record.step <= previous or record.phase != "train" or record.values.keys() != keys:
+                break
+            previous = record.step
+            end += 1
+        return end
+
+    def _append_stretch(self, stretch: list[Record], batch: _Batch) -> bool:
+        first_step = stretch[0].step
+        keys = tuple(stretch[0].values)
+        last_by_key = self._last_by_key
+        if self.last_step is not None and first_step <= self.last_step:
+            return False
+        if any(last_by_key.get(key, first_step - 1) >= first_step for key in keys):
+            return False
+        count = len(stretch)
+        values = [r.values for r in stretch]
+        try:
+            columns = [np.fromiter(map(itemgetter(key), values), np.float64, count) for key in keys]
+        except (TypeError, ValueError):
+            return False  # None, text or nested values: the careful way drops them one by one
+        self._flush(batch)
+        steps = np.fromiter((r.step for r in stretch), dtype=np.int64, count=count)
+        for key, column in zip(keys, columns):
+            self._series(key).extend(steps, column)
+            last_by_key[key] = int(steps[-1])
+        timed = [(r.step, r.time) for r in stretch if r.time is not None]
+        if timed:
+            self.times.extend(
+                np.fromiter((s for s, _ in timed), dtype=np.int64, count=len(timed)),
+                np.fromiter((t for _, t in timed), dtype=np.float64, count=len(timed)),
+            )
+            batch.newest_time = timed[-1][1]
+        self.last_step = int(steps[-1])
+        batch.new_steps += len(stretch)
+        return True
+
+    def _append_one(self, record: Record, batch: _Batch) -> None:
+        step, when, values, phase = record
+        prefix = ""
+        if phase == "train":
+            if self.last_step is None or step > self.last_step:
+                self.last_step = step
+                batch.new_steps += 1
+                if when is not None:
+                    batch.time_steps.append(step)
+                    batch.time_values.append(when)
+                    batch.newest_time = when
+        else:
+            prefix = "eval_"
+        last_by_key = self._last_by_key
+        for key, value in values.items():
+            kind = type(value)
+            if kind is not float and kind is not int:
+                continue
+            if prefix:
+                key = prefix + key
+            previous = last_by_key.get(key)
+            if previous is not None and step <= previous:
+                continue
+            last_by_key[key] = step
+            column = batch.columns.get(key)
+            if column is None:
+                column = batch.columns[key] = ([], [])
+            column[0].append(step)
+            column[1].append(value)
+
+    def _flush(self, batch: _Batch) -> None:
+        for key, (steps, values) in batch.columns.items():
+            self._series(key).extend(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64))
+        batch.columns.clear()
+        if batch.time_steps:
+            self.times.extend(np.array(batch.time_steps, dtype=np.int64), np.array(batch.time_values))
+            batch.time_steps.clear()
+            batch.time_values.clear()
+
+    def _series(self, key: str) -> Series:
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series()
+        return series
 
     def points(self) -> int:
         return sum(len(s) for s in self.series.values())

@@ -2,7 +2,8 @@
 
 Accepted shapes: flat `{"step": 3, "loss": 0.5, ...}` (custom loops), `{"step": 3, "data": {...}}`
 (verl's file logger) and `{"step": 3, "metrics": {...}}` (PTT-style records without a header).
-`NaN`/`Infinity` tokens are accepted. A file whose first object has no step is not a metrics log
+`NaN`/`Infinity` tokens are accepted. Values are handed on as parsed: the run model keeps numbers and drops the rest.
+A file whose first object has no step is not a metrics log
 (a dataset, say): the reader marks itself `not_metrics` and ignores the rest.
 """
 
@@ -32,14 +33,34 @@ def parse_json_line(line: bytes) -> Any:
         return json.loads(line)
 
 
+_minute_cache: list = ["", 0.0]
+
+
 def parse_time(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+    """Unix seconds from a number or an ISO-8601 string.
+
+    Log lines repeat the same date, hour and minute, so the common UTC shape
+    `YYYY-MM-DDTHH:MM:SS.ffffff+00:00` is the cached start of its minute plus the seconds.
+    """
     if isinstance(value, str):
+        if len(value) == 32 and value[19] == "." and value.endswith("+00:00"):
+            minute = value[:17]
+            if minute != _minute_cache[0]:
+                try:
+                    base = datetime.fromisoformat(minute + "00+00:00").timestamp()
+                except ValueError:
+                    return None
+                _minute_cache[0], _minute_cache[1] = minute, base
+            try:
+                return _minute_cache[1] + float(value[17:26])
+            except ValueError:
+                return None
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
             return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     return None
 
 
@@ -92,18 +113,29 @@ class JsonlReader:
         update = Update()
         if self.not_metrics:
             return update
+        records = update.records
         dropped_before = self._lines.dropped
         for line in self._lines.feed(data):
             self._line_number += 1
-            if not line.strip():
-                continue
             try:
-                obj = parse_json_line(line)
-            except (ValueError, RecursionError):
-                self._note(update, f"line {self._line_number}: not valid JSON, skipped")
-                continue
-            if not isinstance(obj, dict):
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except (ValueError, RecursionError):
+                    self._note(update, f"line {self._line_number}: not valid JSON, skipped")
+                    continue
+            if type(obj) is not dict:
                 self._note(update, f"line {self._line_number}: not a JSON object, skipped")
+                continue
+            # the common PTT/our record shape, without the general lookups of `handle`
+            step = obj.get("step")
+            metrics = obj.get("metrics")
+            if type(step) is int and type(metrics) is dict and len(obj) == 3 and "timestamp" in obj:
+                self.seen_records = True
+                records.append(Record(step, parse_time(obj["timestamp"]), metrics, "train"))
                 continue
             self.handle(obj, update)
             if self.not_metrics:
@@ -131,8 +163,8 @@ class JsonlReader:
         values = None
         for nested in NESTED_KEYS:
             inner = obj.get(nested)
-            if isinstance(inner, dict):
-                values = numeric_values(inner)
+            if type(inner) is dict:
+                values = inner
                 break
         if values is None:
             values = numeric_values(obj, skip=STEP_KEYS + TIME_KEYS)

@@ -42,13 +42,16 @@ class PttMetricsReader(JsonlReader):
         super().__init__(name)
         self._last_step: int | None = None
 
+    def feed(self, data: bytes) -> Update:
+        update = super().feed(data)
+        if update.records:
+            self._move_summary_rows(update)
+        return update
+
     def handle(self, obj: dict[str, Any], update: Update) -> None:
         kind = obj.get("type")
         if kind is None:
-            before = len(update.records)
             super().handle(obj, update)
-            if len(update.records) > before:
-                self._check_summary_row(update)
             return
         self.seen_records = True
         if kind == "header":
@@ -68,21 +71,23 @@ class PttMetricsReader(JsonlReader):
         elif kind == "summary" and isinstance(obj.get("metrics"), dict):
             update.facts["summary"] = _finite_numbers(obj["metrics"])
 
-    def _check_summary_row(self, update: Update) -> None:
-        record = update.records[-1]
-        if record.phase != "train":
-            return
-        keys = record.values.keys()
-        if (
-            record.step == self._last_step
-            and len(keys) == 1
-            and next(iter(keys)).endswith("loss")
-        ):
-            update.records.pop()
-            (value,) = record.values.values()
-            update.facts["summary"] = {"train_loss": value}
-            return
-        self._last_step = record.step
+    def _move_summary_rows(self, update: Update) -> None:
+        """A second train record at the same step holding one `<x>_loss` is the run average."""
+        kept = []
+        last_step = self._last_step
+        for record in update.records:
+            if record.phase == "train":
+                values = record.values
+                if record.step == last_step and len(values) == 1:
+                    ((key, value),) = values.items()
+                    if key.endswith("loss") and type(value) in (int, float):
+                        update.facts["summary"] = {"train_loss": value}
+                        continue
+                last_step = record.step
+            kept.append(record)
+        self._last_step = last_step
+        if len(kept) != len(update.records):
+            update.records[:] = kept
 
 
 def _finite_numbers(values: dict[str, Any]) -> dict[str, float]:

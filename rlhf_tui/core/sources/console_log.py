@@ -1,0 +1,540 @@
+"""Captured training stdout/stderr (`train.log`, `*.log`, `*.out`, `nohup.out`, `slurm-*.out`).
+
+What it finds:
+
+- transformers' log dicts, `{'loss': '0.6931', 'epoch': '0.03125'}` (5.x prints strings, 4.x floats,
+  `nan`/`inf` bare, `np.float64(...)` under numpy 2), read with a regex over `'key': value` pairs;
+  values that are not numbers are skipped. `eval_*` keys become an "eval" record with the prefix
+  stripped; the end-of-run `{'train_runtime': ...}` dict becomes `facts["summary"]` and `finished`.
+- `max_steps`: the total of the training progress bar, the tqdm bar without a description that is
+  not nested (nested bars such as the eval loop's end with a cursor-up escape). Until a log dict is
+  tied to a bar the latest such bar counts, so an evaluation before training cannot pin it.
+- tracebacks (also when they start mid-line after a tqdm fragment, chained ones, `[rankN]:`
+  prefixes) and crash signatures (OOM, NCCL, torchrun, SLURM, `Killed`, segfault, Ctrl-C). The
+  most specific evidence seen since the last logged step wins; a train log dict after it clears it.
+
+The step of a log dict. The dicts carry no step, and the bar counter printed just before a dict
+lags: tqdm redraws at most every 0.1 s, so on fast steps the bar before step 9's dict still says
+8/30 (it lags on most dicts of the real CPU runs). But transformers updates the bar in
+`on_step_end`, before `on_log`, and prints the dict with `tqdm.write`, which clears the bar (a
+blank `\\r`-segment), writes the dict and redraws the bar at once. So:
+
+1. A dict right after that blank clearing segment takes the counter of the first training-bar
+   redraw after it. It is held back until that redraw, which normally arrives in the same write;
+   the unterminated tail of the file is looked at for it so a live run is not a line late.
+2. Any other dict (no progress bar: `disable_tqdm`, `print`ed logs; block-buffered stdout, where
+   dicts arrive in bursts detached from the bar) and a held dict overtaken by another dict, a
+   traceback or the summary before its redraw: the previous train step + 1 (logging_steps = 1).
+   An eval dict gets the step of the last train dict.
+
+Rule 1 matches the checkpoints' log_history on every dict of the four real runs.
+
+Bad input never raises: invalid UTF-8 is replaced, ANSI escapes stripped, a segment over 1 MiB is
+skipped; each becomes a short note.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from typing import NamedTuple
+
+import orjson
+
+from rlhf_tui.core.records import Crash, Record, Update
+
+MAX_SEGMENT_BYTES = 1024 * 1024
+MAX_NOTES = 20
+MAX_TRACEBACK_LINES = 400
+MAX_CONTINUATION_LINES = 100
+MAX_TEXT_CHARS = 2000
+
+TRACEBACK_START = "Traceback (most recent call last):"
+CHAIN_MARKERS = (
+    "During handling of the above exception",
+    "The above exception was the direct cause",
+)
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_RANK_PREFIX = re.compile(r"\[(?:rank|default)\d+\]: ?")  # torchrun's per-worker line prefix
+_RANK_PREFIX_STARTS = ("[rank", "[default")
+_BAR = re.compile(r"(.*?)(\d+)%\|[^|]*\| *(\d+)/(\d+) \[[^\]]*\]")
+# `'key': value` with value quoted (5.x), bare (4.x, nan, -inf) or np.float64(...) (numpy 2).
+_PAIR = re.compile(r"'([^'\\]*)': (?:np\.float\d+\()?'?([-+.\w]+)")
+_CRASH_WORDS = re.compile(
+    r"CANCELLED|out of memory|OutOfMemory|CUBLAS_STATUS_ALLOC|DefaultCPUAllocator|oom|NCCL|nccl"
+    r"|Segmentation|ChildFailedError|KeyboardInterrupt|SignalException|Killed"
+)
+_CHILD_DETAIL = re.compile(r"\s*(rank|exitcode)\s*: (-?\d+)")
+
+
+class _Signature(NamedTuple):
+    pattern: re.Pattern[str]
+    reason: str
+    label: str
+    priority: int  # a higher one wins over a lower one seen since the last logged step
+
+
+GENERIC_EXCEPTION_PRIORITY = 1
+
+# First match wins, so the specific spellings come before the general ones.
+SIGNATURES = (
+    _Signature(re.compile(r"CANCELLED AT \S+ DUE TO TIME LIMIT"), "time_limit", "SLURM time limit", 5),
+    _Signature(re.compile(r"CANCELLED AT \S+ DUE TO PREEMPTION"), "preempted", "preempted by SLURM", 5),
+    _Signature(re.compile(r"\*\*\* (?:JOB|STEP) .*CANCELLED AT"), "sigterm", "SLURM job cancelled", 5),
+    _Signature(re.compile(r"HIP out of memory"), "oom", "HIP out of memory", 4),
+    _Signature(
+        re.compile(r"CUBLAS_STATUS_ALLOC_FAILED"), "oom", "CUDA out of memory (cuBLAS allocation)", 4
+    ),
+    _Signature(
+        re.compile(r"CUDA out of memory|CUDA error: out of memory"), "oom", "CUDA out of memory", 4
+    ),
+    _Signature(re.compile(r"OutOfMemoryError"), "oom", "GPU out of memory", 4),
+    _Signature(
+        re.compile(r"DefaultCPUAllocator: (?:not enough memory|can't allocate memory)"),
+        "oom",
+        "CPU out of memory",
+        4,
+    ),
+    _Signature(
+        re.compile(r"oom[-_]kill|out-of-memory handler"), "killed", "killed by the OOM killer", 4
+    ),
+    _Signature(
+        re.compile(r"Watchdog caught collective operation timeout"), "nccl", "NCCL watchdog timeout", 4
+    ),
+    _Signature(
+        re.compile(r"\[E[^\]]*ProcessGroupNCCL\.cpp:\d+\].*(?:timed out|[Tt]imeout)"),
+        "nccl",
+        "NCCL timeout",
+        4,
+    ),
+    _Signature(
+        re.compile(
+            r"NCCL error|nccl(?:UnhandledCudaError|SystemError|InternalError|InvalidArgument"
+            r"|InvalidUsage|RemoteError)"
+        ),
+        "nccl",
+        "NCCL error",
+        4,
+    ),
+    _Signature(re.compile(r"Segmentation fault"), "segfault", "segmentation fault", 4),
+    _Signature(re.compile(r"ChildFailedError"), "child_failed", "torchrun worker failed", 3),
+    _Signature(re.compile(r"^KeyboardInterrupt\b"), "sigint", "interrupted (Ctrl-C)", 2),
+    _Signature(re.compile(r"SignalException.*got signal: 2\b"), "sigint", "received SIGINT", 2),
+    _Signature(re.compile(r"SignalException.*got signal: 15\b"), "sigterm", "received SIGTERM", 2),
+    _Signature(re.compile(r"SignalException.*got signal: 1\b"), "sigterm", "received SIGHUP", 2),
+    _Signature(re.compile(r"SignalException.*got signal: 9\b"), "sigkill", "received SIGKILL", 2),
+    _Signature(
+        re.compile(r"^\s*Killed\s*$|: line \d+: +\d+ Killed\b|: tasks? [\d,-]+: Killed\b"),
+        "killed",
+        "killed (SIGKILL)",
+        2,
+    ),
+)
+
+
+def _match_signature(line: str) -> _Signature | None:
+    for signature in SIGNATURES:
+        if signature.pattern.search(line):
+            return signature
+    return None
+
+
+def _exit_description(exitcode: int) -> str:
+    """`-9` -> `-9 (SIGKILL)`: torchrun reports a worker killed by signal N as exit code -N."""
+    if exitcode < 0:
+        try:
+            return f"{exitcode} ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            pass
+    return str(exitcode)
+
+
+class _Traceback:
+    """A Python traceback being collected, chained exceptions and the exception's message included."""
+
+    def __init__(self, first_line: str) -> None:
+        self.lines = [first_line[:MAX_TEXT_CHARS]]
+        self.omitted = 0
+        self.in_frames = True
+        self.blank_after_exception = False
+        self.continuation = 0
+
+    def add(self, line: str) -> None:
+        if len(self.lines) < MAX_TRACEBACK_LINES:
+            self.lines.append(line[:MAX_TEXT_CHARS])
+        else:
+            self.omitted += 1
+
+    def text(self) -> str:
+        if not self.omitted:
+            return "\n".join(self.lines)
+        return "\n".join([*self.lines, f"... {self.omitted} more lines not kept"])
+
+
+class _Pending(NamedTuple):
+    """A log dict waiting for the progress-bar redraw that tells its step."""
+
+    train: dict[str, float] | None
+    eval: dict[str, float] | None
+
+
+class ConsoleLogReader:
+    """Incremental reader of a console log: feed it the bytes appended to the file, any split."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._partial = b""
+        self._skipping = False  # inside a segment over MAX_SEGMENT_BYTES, until its end arrives
+        self._line_no = 1
+        self._update = Update()
+        self._notes = 0
+        self._noted_kinds: set[str] = set()
+        self._after_clear = False  # the last non-empty segment was tqdm.write's blank bar clearing
+        self._pending: _Pending | None = None
+        self._train_total: int | None = None
+        self._train_total_locked = False
+        self._last_step: int | None = None
+        self._traceback: _Traceback | None = None
+        self._crash: Crash | None = None
+        self._crash_priority = 0
+        self._crash_traceback: _Traceback | None = None
+        self._crash_changed = False
+        self._child_detail: dict[str, int] = {}
+
+    @property
+    def crash(self) -> Crash | None:
+        """The current verdict: None again once training logged a step after the evidence."""
+        return self._materialize_crash() if self._crash is not None else None
+
+    def feed(self, data: bytes) -> Update:
+        self._update = Update()
+        if self._skipping:
+            cut = _first_separator(data)
+            if cut < 0:
+                return self._finish()
+            if data[cut] == 0x0A:
+                self._line_no += 1
+            data = data[cut + 1 :]
+            self._skipping = False
+        if self._partial:
+            data = self._partial + data
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            for segment in line.split(b"\r"):
+                self._segment(segment)
+            self._line_no += 1
+        if b"\r" in tail:
+            *segments, tail = tail.split(b"\r")
+            for segment in segments:
+                self._segment(segment)
+        if len(tail) > MAX_SEGMENT_BYTES:
+            self._too_long()
+            self._skipping = True
+            tail = b""
+        self._partial = tail
+        if self._pending is not None and b"%|" in tail:
+            self._peek_bar(tail)
+        return self._finish()
+
+    # --- segments: the text between two \r or \n -------------------------------------------
+
+    def _segment(self, raw: bytes) -> None:
+        if not raw:
+            if self._traceback is not None:
+                self._traceback_line("")
+            return
+        if len(raw) > MAX_SEGMENT_BYTES:
+            self._too_long()
+            return
+        if raw.isspace():
+            self._after_clear = True
+            if self._traceback is not None:
+                self._traceback_line("")
+            return
+        after_clear = self._after_clear
+        self._after_clear = False
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = raw.decode(errors="replace")
+            self._note_once("utf8", "invalid UTF-8 replaced")
+        if "\x00" in text:
+            self._note_once("binary", "binary data (NUL bytes)")
+        nested = False
+        if "\x1b" in text:
+            nested = "\x1b[A" in text
+            text = _ANSI.sub("", text)
+        if text.startswith(_RANK_PREFIX_STARTS):
+            text = _RANK_PREFIX.sub("", text, count=1)
+        if "%|" in text:
+            bar = _BAR.match(text)
+            if bar is not None:
+                self._bar(bar, nested)
+                text = text[bar.end() :]
+                if not text or text.isspace():
+                    return
+                after_clear = False
+        if "{'" in text and self._log_dict(text, after_clear):
+            return
+        self._text_line(text)
+
+    def _bar(self, bar: re.Match[str], nested: bool) -> None:
+        if nested or (bar.group(1) and not bar.group(1).isspace()):
+            return
+        total = int(bar.group(4))
+        if total != self._train_total:
+            if self._train_total_locked:
+                return
+            self._train_total = total
+            self._update.facts["max_steps"] = total
+        if self._pending is not None:
+            self._train_total_locked = True
+            self._resolve_pending(int(bar.group(3)))
+
+    def _peek_bar(self, tail: bytes) -> None:
+        """Tie a held dict to a bar redraw that has no terminator yet (it waits for the next one)."""
+        text = tail.decode(errors="replace")
+        nested = "\x1b[A" in text
+        text = _ANSI.sub("", text)
+        if text.startswith(_RANK_PREFIX_STARTS):
+            text = _RANK_PREFIX.sub("", text, count=1)
+        bar = _BAR.match(text)
+        if bar is not None:
+            self._bar(bar, nested)
+
+    # --- log dicts and steps ----------------------------------------------------------------
+
+    def _log_dict(self, text: str, after_clear: bool) -> bool:
+        """Handle a transformers log dict; False when the text is not one."""
+        start = text.index("{'")
+        end = text.rfind("}")
+        if end < start:
+            if "'loss'" in text or "'epoch'" in text:
+                self._note(f"line {self._line_no}: log dict cut short, skipped")
+                return True
+            return False
+        values = _numeric_values(text[start : end + 1])
+        if "train_runtime" in values:
+            self._resolve_pending(None)
+            values.pop("epoch", None)
+            self._update.facts["summary"] = values
+            self._update.finished = True
+            return True
+        eval_values = {}
+        if "'eval_" in text:
+            eval_values = {k[5:]: v for k, v in values.items() if k.startswith("eval_")}
+        if not eval_values and "epoch" not in values and "loss" not in values:
+            return False
+        if eval_values:
+            if "epoch" in values:
+                eval_values["epoch"] = values["epoch"]
+            train_values = {k: v for k, v in values.items() if not k.startswith("eval_")}
+        else:
+            train_values = values
+        if len(train_values) <= (1 if "epoch" in train_values else 0):
+            train_values = None
+        if train_values is None and not eval_values:
+            return True
+        self._resolve_pending(None)
+        self._pending = _Pending(train_values, eval_values or None)
+        if not (after_clear and self._train_total is not None):
+            self._resolve_pending(None)
+        return True
+
+    def _resolve_pending(self, bar_step: int | None) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        last = self._last_step or 0
+        if pending.train is not None:
+            step = bar_step if bar_step is not None else last + 1
+            self._update.records.append(Record(step, None, pending.train))
+            self._last_step = step
+            self._clear_crash()
+        else:
+            step = bar_step if bar_step is not None else last
+        if pending.eval is not None:
+            self._update.records.append(Record(step, None, pending.eval, "eval"))
+
+    # --- tracebacks and crash signatures ----------------------------------------------------
+
+    def _text_line(self, line: str) -> None:
+        if self._traceback is not None and self._traceback_line(line):
+            return
+        at = line.find(TRACEBACK_START)
+        if at >= 0:
+            self._resolve_pending(None)
+            self._traceback = _Traceback(line[at:])
+            return
+        self._signature_line(line)
+
+    def _signature_line(self, line: str) -> None:
+        if _CRASH_WORDS.search(line):
+            signature = _match_signature(line)
+            if signature is not None:
+                self._resolve_pending(None)
+                self._raise(*signature[1:], evidence=line[:MAX_TEXT_CHARS])
+
+    def _traceback_line(self, line: str) -> bool:
+        """Feed a line to the traceback being collected; False once the traceback is over."""
+        tb = self._traceback
+        assert tb is not None
+        at = line.find(TRACEBACK_START)
+        if tb.in_frames:
+            if at >= 0:
+                self._traceback = _Traceback(line[at:])
+            elif not line or line[0] in " \t":
+                if line:
+                    tb.add(line)
+                    self._traceback_grew(tb)
+            else:
+                tb.add(line)
+                tb.in_frames = False
+                tb.blank_after_exception = False
+                tb.continuation = 0
+                self._exception_line(line[:MAX_TEXT_CHARS], tb)
+            return True
+        if not line or line.isspace():
+            tb.blank_after_exception = True
+            return True
+        if line.startswith(CHAIN_MARKERS) or at >= 0:
+            if tb.blank_after_exception:
+                tb.add("")
+            tb.add(line[at:] if at >= 0 else line)
+            tb.in_frames = at >= 0
+            tb.blank_after_exception = False
+            self._traceback_grew(tb)
+            return True
+        if tb.blank_after_exception or tb.continuation >= MAX_CONTINUATION_LINES:
+            self._traceback = None
+            return False
+        tb.add(line)
+        tb.continuation += 1
+        self._traceback_grew(tb)
+        if self._crash is not None and self._crash.reason == "child_failed":
+            self._child_failed_detail(line)
+        self._signature_line(line)
+        return True
+
+    def _exception_line(self, line: str, tb: _Traceback) -> None:
+        signature = _match_signature(line)
+        if signature is not None:
+            self._raise(*signature[1:], exception=line, tb=tb)
+        else:
+            exception_type = line.split(":", 1)[0].strip().rsplit(".", 1)[-1][:80]
+            self._raise("exception", exception_type, GENERIC_EXCEPTION_PRIORITY, exception=line, tb=tb)
+
+    def _raise(
+        self,
+        reason: str,
+        label: str,
+        priority: int,
+        exception: str | None = None,
+        evidence: str | None = None,
+        tb: _Traceback | None = None,
+    ) -> None:
+        """Record crash evidence unless more specific evidence is already standing."""
+        if self._crash is not None and priority < self._crash_priority:
+            return
+        self._crash = Crash(reason, label, exception, evidence, self._last_step, None, self.name)
+        self._crash_priority = priority
+        self._crash_traceback = tb
+        self._crash_changed = True
+        self._child_detail = {}
+
+    def _traceback_grew(self, tb: _Traceback) -> None:
+        if tb is self._crash_traceback:
+            self._crash_changed = True
+
+    def _child_failed_detail(self, line: str) -> None:
+        """torchrun's failure report lists rank and exitcode; the root cause comes last."""
+        detail = _CHILD_DETAIL.match(line)
+        if detail is None or self._crash is None:
+            return
+        self._child_detail[detail.group(1)] = int(detail.group(2))
+        parts = []
+        if "rank" in self._child_detail:
+            parts.append(f"rank {self._child_detail['rank']}")
+        if "exitcode" in self._child_detail:
+            parts.append(f"exit code {_exit_description(self._child_detail['exitcode'])}")
+        self._crash.label = f"torchrun worker failed ({', '.join(parts)})"
+        self._crash_changed = True
+
+    def _clear_crash(self) -> None:
+        if self._crash is not None:
+            self._crash = None
+            self._crash_priority = 0
+            self._crash_traceback = None
+            self._crash_changed = False
+
+    def _materialize_crash(self) -> Crash:
+        crash = self._crash
+        assert crash is not None
+        tb = self._crash_traceback
+        text = tb.text() if tb is not None else crash.traceback
+        return Crash(
+            crash.reason,
+            crash.label,
+            crash.exception,
+            text,
+            crash.last_step,
+            crash.time,
+            crash.source,
+        )
+
+    # --- notes and the end of a feed --------------------------------------------------------
+
+    def _too_long(self) -> None:
+        self._note(f"line {self._line_no}: longer than {MAX_SEGMENT_BYTES // (1024 * 1024)} MiB, skipped")
+
+    def _note_once(self, kind: str, text: str) -> None:
+        if kind not in self._noted_kinds:
+            self._noted_kinds.add(kind)
+            self._note(f"line {self._line_no}: {text} (only the first is reported)")
+
+    def _note(self, text: str) -> None:
+        self._notes += 1
+        if self._notes <= MAX_NOTES:
+            self._update.notes.append(text)
+        elif self._notes == MAX_NOTES + 1:
+            self._update.notes.append("more notes about bad input not shown")
+
+    def _finish(self) -> Update:
+        update = self._update
+        if self._crash_changed and self._crash is not None:
+            update.crash = self._materialize_crash()
+        self._crash_changed = False
+        return update
+
+
+def _numeric_values(printed_dict: str) -> dict[str, float]:
+    """The numeric entries of a printed log dict; other values (strings, lists) are skipped.
+
+    Fast path: a dict of numbers, quoted (5.x) or not (4.x), is a few replacements away from JSON,
+    which orjson parses far quicker than a regex pass. Anything else (nan, inf, np.float64(...),
+    text values) fails to parse as JSON and takes the `'key': value` regex instead.
+    """
+    as_json = (
+        printed_dict.replace("'", '"').replace('": "', '": ').replace('", "', ', "').replace('"}', "}")
+    )
+    try:
+        parsed = orjson.loads(as_json)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if type(parsed) is dict:
+        return {k: float(v) for k, v in parsed.items() if type(v) is float or type(v) is int}
+    values = {}
+    for key, value in _PAIR.findall(printed_dict):
+        try:
+            values[key] = float(value)
+        except ValueError:
+            continue
+    return values
+
+
+def _first_separator(data: bytes) -> int:
+    cuts = [cut for cut in (data.find(b"\n"), data.find(b"\r")) if cut >= 0]
+    return min(cuts) if cuts else -1

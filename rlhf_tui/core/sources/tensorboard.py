@@ -1,0 +1,416 @@
+"""Incremental reader for TensorBoard event files (`events.out.tfevents.*`).
+
+An events file is a sequence of TFRecords, each holding one serialized `Event` protobuf:
+
+    uint64 length | uint32 masked crc32c(length) | length bytes of data | uint32 masked crc32c(data)
+
+transformers' `TensorBoardCallback` writes through `torch.utils.tensorboard`: one event per scalar
+(`Summary.Value.simple_value`, a float32) tagged `train/<key>` or `eval/<key>`, all the keys of one
+log call at the trainer's global step, the training args and model config as text summaries at the
+start, and the end-of-run summary (`train/train_runtime`, ...) at the last step. The framing and the
+few protobuf messages needed are decoded here by hand: reading needs neither TensorFlow, tensorboard
+nor protobuf.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from rlhf_tui.core.records import Record, Update
+
+_HEADER = struct.Struct("<QI")  # length, masked crc32c of the 8 length bytes
+_CRC = struct.Struct("<I")
+_FLOAT = struct.Struct("<f")
+_DOUBLE = struct.Struct("<d")
+_FRAMING_BYTES = _HEADER.size + _CRC.size
+
+# Scalar events are tens of bytes and text summaries a few KiB; bigger records (graphs, images) are
+# skipped unread. Below 2**24 the top five bytes of a length are zero, which resync relies on.
+_MAX_RECORD_BYTES = 1 << 24
+_SMALL_LENGTH_TOP = b"\0" * 5
+
+_MAX_NOTES = 20
+
+# Written once by transformers at the end of training; run facts, not a step's metrics.
+SUMMARY_KEYS = frozenset(
+    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+)
+
+_ARGS_TAG = "args/text_summary"
+
+
+def _make_crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli, reflected
+        table.append(crc)
+    return table
+
+
+_CRC_TABLE = _make_crc_table()
+
+
+def crc32c_python(data: bytes) -> int:
+    """CRC-32C of `data`, table-driven pure Python: the fallback when google-crc32c is missing."""
+    table = _CRC_TABLE
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+try:
+    import google_crc32c
+except ImportError:
+    google_crc32c = None
+
+# The package's own fallback is pure Python too; only its C extension is worth using.
+if google_crc32c is not None and google_crc32c.implementation == "c":
+    crc32c = google_crc32c.value
+else:
+    crc32c = crc32c_python
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The checksum TFRecord stores: crc32c rotated right by 15 bits plus a constant."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class TensorBoardReader:
+    """Turns the bytes of one events file, fed as they are appended, into `Update`s.
+
+    `feed` takes whatever new bytes appeared, split anywhere; a partial record waits in a buffer
+    for the rest. Each `train/<key>` or `eval/<key>` scalar becomes `<key>` of a train or eval
+    record; a tag with any other prefix, or none, is kept whole as a train key. Consecutive events
+    of one step and phase are grouped into one Record, but a feed ends with what it has: when a
+    step's events straddle two feeds, that step comes out as two records with the same step and
+    phase, which the run model merges. The end-of-run summary keys go to `facts["summary"]` and
+    mark the run finished. The training args text summary gives `config`, `max_steps` and
+    `logging_steps`.
+
+    A record whose checksum fails becomes a note, and reading resumes at the next offset where a
+    record header verifies. A record that verifies but does not decode is noted and skipped.
+    """
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._needed = _HEADER.size  # bytes the buffer must hold before parsing can progress
+        self._offset = 0  # file offset of the first buffered byte
+        self._skipping = 0  # bytes of an oversized record still to be dropped
+        self._resyncing = False
+        self._open: Record | None = None
+        self._summary: dict[str, float] = {}
+        self._notes_made = 0
+
+    def feed(self, data: bytes) -> Update:
+        update = Update()
+        data = self._drop_skipped(bytes(data))
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+        if self._buffered < self._needed:
+            return update
+        buffer = b"".join(self._chunks)
+        consumed = self._read_records(buffer, update)
+        rest = buffer[consumed:]
+        self._chunks = [rest] if rest else []
+        self._buffered = len(rest)
+        self._offset += consumed
+        self._flush(update)
+        return update
+
+    def _drop_skipped(self, data: bytes) -> bytes:
+        if not self._skipping:
+            return data
+        dropped = min(self._skipping, len(data))
+        self._skipping -= dropped
+        self._offset += dropped
+        return data[dropped:]
+
+    def _read_records(self, buffer: bytes, update: Update) -> int:
+        """Handles every complete record in `buffer`; returns how many bytes were consumed."""
+        pos = 0
+        size = len(buffer)
+        while True:
+            if self._resyncing:
+                pos = _next_header_candidate(buffer, pos)
+            if size - pos < _HEADER.size:
+                self._needed = _HEADER.size
+                return pos
+            length, length_crc = _HEADER.unpack_from(buffer, pos)
+            if masked_crc32c(buffer[pos : pos + 8]) != length_crc:
+                self._start_resync(update, pos, "corrupt record header")
+                pos += 1
+                continue
+            self._resyncing = False
+            end = pos + _FRAMING_BYTES + length
+            if length >= _MAX_RECORD_BYTES:
+                self._note(update, pos, f"record of {length} bytes skipped (limit {_MAX_RECORD_BYTES})")
+                self._skipping = max(0, end - size)
+                pos = min(end, size)
+                continue
+            if end > size:
+                self._needed = end - pos
+                return pos
+            payload = buffer[pos + _HEADER.size : end - _CRC.size]
+            (data_crc,) = _CRC.unpack_from(buffer, end - _CRC.size)
+            if masked_crc32c(payload) != data_crc:
+                self._start_resync(update, pos, "corrupt record (checksum mismatch)")
+                pos += 1
+                continue
+            self._handle_event(payload, pos, update)
+            pos = end
+
+    def _start_resync(self, update: Update, pos: int, problem: str) -> None:
+        if not self._resyncing:
+            self._note(update, pos, f"{problem}; skipping to the next good record")
+            self._resyncing = True
+
+    def _handle_event(self, payload: bytes, pos: int, update: Update) -> None:
+        try:
+            event = _parse_event(payload)
+        except _Malformed as error:
+            self._note(update, pos, f"event does not decode ({error}), skipped")
+            return
+        if event.file_version:
+            update.facts["writer"] = "tensorboard"
+            if event.wall_time is not None:
+                update.facts["start_time"] = event.wall_time
+        for tag, number in event.scalars:
+            self._add_scalar(update, event.step, event.wall_time, tag, number)
+        for tag, text in event.texts:
+            if tag == _ARGS_TAG:
+                self._read_training_args(text, pos, update)
+
+    def _add_scalar(self, update: Update, step: int, time: float | None, tag: str, value: float) -> None:
+        phase, key = _split_tag(tag)
+        if phase == "train" and key in SUMMARY_KEYS:
+            self._summary[key] = value
+            update.facts["summary"] = dict(self._summary)
+            update.finished = True
+            return
+        record = self._open
+        if record is None or record.step != step or record.phase != phase:
+            self._flush(update)
+            record = self._open = Record(step, time, {}, phase)
+        record.values[key] = value
+
+    def _flush(self, update: Update) -> None:
+        if self._open is not None:
+            update.records.append(self._open)
+            self._open = None
+
+    def _read_training_args(self, text: bytes, pos: int, update: Update) -> None:
+        try:
+            args = json.loads(text)
+        except (ValueError, RecursionError):
+            args = None
+        if not isinstance(args, dict):
+            self._note(update, pos, "training args are not a JSON object, ignored")
+            return
+        update.facts.update(_facts_from_args(args))
+
+    def _note(self, update: Update, pos: int, message: str) -> None:
+        self._notes_made += 1
+        prefix = f"{self.name}: " if self.name else ""
+        if self._notes_made <= _MAX_NOTES:
+            update.notes.append(f"{prefix}byte {self._offset + pos}: {message}")
+        elif self._notes_made == _MAX_NOTES + 1:
+            update.notes.append(f"{prefix}further problems not reported")
+
+
+def _next_header_candidate(buffer: bytes, pos: int) -> int:
+    """The first offset from `pos` whose length field is below 2**24, or where to wait for more."""
+    top = buffer.find(_SMALL_LENGTH_TOP, pos + 3)
+    if top < 0:
+        return max(pos, len(buffer) - 7)
+    return top - 3
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    prefix, slash, key = tag.partition("/")
+    if slash and key and prefix in ("train", "eval"):
+        return prefix, key
+    return "train", tag
+
+
+def _facts_from_args(args: dict[str, Any]) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "config": {key: value for key, value in args.items() if isinstance(value, (bool, int, float, str))}
+    }
+    max_steps = args.get("max_steps")
+    if _is_number(max_steps) and max_steps > 0:  # -1 means "derived from the epochs"
+        facts["max_steps"] = int(max_steps)
+    logging_steps = args.get("logging_steps")
+    if _is_number(logging_steps) and logging_steps >= 1:  # below 1 it is a fraction of the run
+        facts["logging_steps"] = int(logging_steps)
+    return facts
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+# Protobuf wire format: just enough for Event -> Summary -> Value -> TensorProto.
+
+_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_DT_FLOAT, _DT_DOUBLE, _DT_STRING = 1, 2, 7
+_TENSOR_ITEMS = {_DT_FLOAT: _FLOAT, _DT_DOUBLE: _DOUBLE}
+
+
+class _Malformed(ValueError):
+    """A record whose checksum verified but whose protobuf does not parse."""
+
+
+class _Event(NamedTuple):
+    wall_time: float | None
+    step: int
+    file_version: bool
+    scalars: list[tuple[str, float]]
+    texts: list[tuple[str, bytes]]
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    try:
+        while True:
+            byte = data[pos]
+            pos += 1
+            result |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return result, pos
+            shift += 7
+            if shift > 63:
+                raise _Malformed("varint longer than 10 bytes")
+    except IndexError:
+        raise _Malformed("truncated varint") from None
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of each field: an int for varints, bytes otherwise."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        wire = key & 7
+        if wire == _VARINT:
+            value, pos = _varint(data, pos)
+        elif wire == _LEN:
+            length, pos = _varint(data, pos)
+            value = data[pos : pos + length]
+            pos += length
+        elif wire == _I64:
+            value = data[pos : pos + 8]
+            pos += 8
+        elif wire == _I32:
+            value = data[pos : pos + 4]
+            pos += 4
+        else:
+            raise _Malformed(f"unsupported wire type {wire}")
+        if pos > end:
+            raise _Malformed("field runs past the end of its message")
+        yield key >> 3, wire, value
+
+
+def _parse_event(data: bytes) -> _Event:
+    wall_time = None
+    step = 0
+    file_version = False
+    scalars: list[tuple[str, float]] = []
+    texts: list[tuple[str, bytes]] = []
+    for number, wire, value in _fields(data):
+        if number == 1 and wire == _I64:
+            wall_time = _DOUBLE.unpack(value)[0] or None
+        elif number == 2 and wire == _VARINT:
+            step = value - (1 << 64) if value >= 1 << 63 else value
+        elif number == 3 and wire == _LEN:
+            file_version = True
+        elif number == 5 and wire == _LEN:
+            for summary_number, summary_wire, summary_value in _fields(value):
+                if summary_number == 1 and summary_wire == _LEN:
+                    _parse_value(summary_value, scalars, texts)
+    return _Event(wall_time, step, file_version, scalars, texts)
+
+
+def _parse_value(data: bytes, scalars: list[tuple[str, float]], texts: list[tuple[str, bytes]]) -> None:
+    """Adds a `Summary.Value` to `scalars` or `texts`; other kinds (images, histograms) are ignored."""
+    tag = ""
+    simple_value = None
+    tensor = None
+    plugin = ""
+    for number, wire, value in _fields(data):
+        if number == 1 and wire == _LEN:
+            tag = value.decode("utf-8", "replace")
+        elif number == 2 and wire == _I32:
+            simple_value = _FLOAT.unpack(value)[0]
+        elif number == 8 and wire == _LEN:
+            tensor = value
+        elif number == 9 and wire == _LEN:
+            plugin = _plugin_name(value)
+    if simple_value is not None:
+        scalars.append((tag, simple_value))
+    elif tensor is not None and plugin in ("", "scalars"):
+        number = _tensor_scalar(tensor)
+        if number is not None:
+            scalars.append((tag, number))
+    elif tensor is not None and plugin == "text":
+        text = _tensor_first_string(tensor)
+        if text is not None:
+            texts.append((tag, text))
+
+
+def _plugin_name(metadata: bytes) -> str:
+    for number, wire, value in _fields(metadata):
+        if number == 1 and wire == _LEN:  # SummaryMetadata.plugin_data
+            for data_number, data_wire, data_value in _fields(value):
+                if data_number == 1 and data_wire == _LEN:
+                    return data_value.decode("utf-8", "replace")
+    return ""
+
+
+def _tensor_scalar(tensor: bytes) -> float | None:
+    """The value of a one-element float or double TensorProto; None for anything else."""
+    dtype = 0
+    content = b""
+    numbers: list[float] = []
+    for number, wire, value in _fields(tensor):
+        if number == 1 and wire == _VARINT:
+            dtype = value
+        elif number == 4 and wire == _LEN:
+            content = value
+        elif number == 5 and wire in (_LEN, _I32):  # float_val, packed or not
+            numbers += _unpack_all(_FLOAT, value)
+        elif number == 6 and wire in (_LEN, _I64):  # double_val, packed or not
+            numbers += _unpack_all(_DOUBLE, value)
+    item = _TENSOR_ITEMS.get(dtype)
+    if item is None:
+        return None
+    if content:
+        return item.unpack(content)[0] if len(content) == item.size else None
+    return numbers[0] if len(numbers) == 1 else None
+
+
+def _unpack_all(item: struct.Struct, data: bytes) -> list[float]:
+    if len(data) % item.size:
+        raise _Malformed("tensor values are not a whole number of items")
+    return [value for (value,) in item.iter_unpack(data)]
+
+
+def _tensor_first_string(tensor: bytes) -> bytes | None:
+    dtype = 0
+    first = None
+    for number, wire, value in _fields(tensor):
+        if number == 1 and wire == _VARINT:
+            dtype = value
+        elif number == 8 and wire == _LEN and first is None:  # string_val
+            first = value
+    return first if dtype == _DT_STRING else None
