@@ -1,9 +1,12 @@
 from rlhf_tui.core.sources.jsonl import JsonlReader
 
 
-def test_flat_lines():
-    update = JsonlReader().feed(b'{"step": 1, "loss": 0.5, "name": "x", "ok": true}\n{"step": 2, "loss": 0.4}\n')
-    assert [(r.step, r.values) for r in update.records] == [(1, {"loss": 0.5}), (2, {"loss": 0.4})]
+def test_flat_lines_pass_values_on_and_time_is_taken_out():
+    update = JsonlReader().feed(b'{"step": 1, "loss": 0.5, "name": "x", "time": 5}\n{"step": 2, "loss": 0.4}\n')
+    assert [(r.step, r.time, r.values) for r in update.records] == [
+        (1, 5.0, {"loss": 0.5, "name": "x"}),
+        (2, None, {"loss": 0.4}),
+    ]
 
 
 def test_verl_file_logger_shape():

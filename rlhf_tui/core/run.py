@@ -41,6 +41,7 @@ MAX_NOTES = 100
 
 
 _BULK_MIN = 16
+_STEP, _TIME, _VALUES, _PHASE = (itemgetter(i) for i in range(4))
 
 
 @dataclass
@@ -69,23 +70,24 @@ class SourceData:
         """Append records; a key's step at or before its last stored step is ignored.
 
         Returns (new train steps, newest record time, the step a rewind went back to, if any).
-        Long stretches of train records with the same keys and rising steps (the usual case) are
+        Stretches of train records with the same keys and rising steps (the usual backlog) are
         appended column-wise in one go; everything else goes record by record.
         """
         batch = _Batch()
         rewound_to = None
         count = len(records)
-        i = 0
-        while i < count:
-            end = self._uniform_stretch(records, i)
-            if end - i >= _BULK_MIN and self._append_stretch(records[i:end], batch):
+        if count < _BULK_MIN or not self._append_stretch(records, batch):
+            i = 0
+            while i < count:
+                end = max(self._uniform_stretch(records, i), i + 1)
+                if end - i >= _BULK_MIN and self._append_stretch(records[i:end], batch):
+                    i = end
+                    continue
+                for record in records[i:end]:
+                    if record.phase == "train" and self.last_step is not None and record.step < self.last_step:
+                        rewound_to = record.step if rewound_to is None else rewound_to
+                    self._append_one(record, batch)
                 i = end
-                continue
-            step = records[i].step
-            if records[i].phase == "train" and self.last_step is not None and step < self.last_step:
-                rewound_to = step if rewound_to is None else rewound_to
-            self._append_one(records[i], batch)
-            i += 1
         self._flush(batch)
         self.records += count
         return batch.new_steps, batch.newest_time, rewound_to
@@ -108,33 +110,38 @@ class SourceData:
         return end
 
     def _append_stretch(self, stretch: list[Record], batch: _Batch) -> bool:
-        first_step = stretch[0].step
-        keys = tuple(stretch[0].values)
-        last_by_key = self._last_by_key
+        """Append train records with one key set and rising steps column-wise; False if they aren't."""
+        count = len(stretch)
+        if set(map(_PHASE, stretch)) != {"train"}:
+            return False
+        steps = np.fromiter(map(_STEP, stretch), dtype=np.int64, count=count)
+        first_step = int(steps[0])
         if self.last_step is not None and first_step <= self.last_step:
+            return False
+        if count > 1 and not bool((np.diff(steps) > 0).all()):
+            return False
+        values = list(map(_VALUES, stretch))
+        keys = tuple(values[0])
+        last_by_key = self._last_by_key
+        if set(map(len, values)) != {len(keys)}:
             return False
         if any(last_by_key.get(key, first_step - 1) >= first_step for key in keys):
             return False
-        count = len(stretch)
-        values = [r.values for r in stretch]
         try:
             columns = [np.fromiter(map(itemgetter(key), values), np.float64, count) for key in keys]
-        except (TypeError, ValueError):
-            return False  # None, text or nested values: the careful way drops them one by one
+        except (TypeError, ValueError, KeyError):
+            return False  # other keys, None, text or nested values: the careful way drops them
         self._flush(batch)
-        steps = np.fromiter((r.step for r in stretch), dtype=np.int64, count=count)
         for key, column in zip(keys, columns):
             self._series(key).extend(steps, column)
             last_by_key[key] = int(steps[-1])
-        timed = [(r.step, r.time) for r in stretch if r.time is not None]
-        if timed:
-            self.times.extend(
-                np.fromiter((s for s, _ in timed), dtype=np.int64, count=len(timed)),
-                np.fromiter((t for _, t in timed), dtype=np.float64, count=len(timed)),
-            )
-            batch.newest_time = timed[-1][1]
+        times = np.array(list(map(_TIME, stretch)), dtype=np.float64)
+        timed = np.isfinite(times)
+        if timed.any():
+            self.times.extend(steps[timed], times[timed])
+            batch.newest_time = float(times[timed][-1])
         self.last_step = int(steps[-1])
-        batch.new_steps += len(stretch)
+        batch.new_steps += count
         return True
 
     def _append_one(self, record: Record, batch: _Batch) -> None:

@@ -65,6 +65,7 @@ _CRASH_WORDS = re.compile(
     r"CANCELLED|out of memory|OutOfMemory|CUBLAS_STATUS_ALLOC|DefaultCPUAllocator|oom|NCCL|nccl"
     r"|Segmentation|ChildFailedError|KeyboardInterrupt|SignalException|Killed"
 )
+_NUMBER_TYPES = frozenset((int, float))  # bool excluded: JSON true/false are not metrics
 _CHILD_DETAIL = re.compile(r"\s*(rank|exitcode)\s*: (-?\d+)")
 
 
@@ -294,7 +295,12 @@ class ConsoleLogReader:
             self._resolve_pending(int(bar.group(3)))
 
     def _peek_bar(self, tail: bytes) -> None:
-        """Tie a held dict to a bar redraw that has no terminator yet (it waits for the next one)."""
+        """Tie a held dict to a bar redraw that has no terminator yet (it waits for the next one).
+
+        Only once the training bar is known: a nested bar's cursor-up escape may not be there yet.
+        """
+        if not self._train_total_locked:
+            return
         text = tail.decode(errors="replace")
         nested = "\x1b[A" in text
         text = _ANSI.sub("", text)
@@ -322,24 +328,24 @@ class ConsoleLogReader:
             self._update.facts["summary"] = values
             self._update.finished = True
             return True
-        eval_values = {}
         if "'eval_" in text:
             eval_values = {k[5:]: v for k, v in values.items() if k.startswith("eval_")}
+            train_values = {k: v for k, v in values.items() if not k.startswith("eval_")}
+            if eval_values and "epoch" in values:
+                eval_values["epoch"] = values["epoch"]
+        else:
+            eval_values = {}
+            train_values = values
         if not eval_values and "epoch" not in values and "loss" not in values:
             return False
-        if eval_values:
-            if "epoch" in values:
-                eval_values["epoch"] = values["epoch"]
-            train_values = {k: v for k, v in values.items() if not k.startswith("eval_")}
-        else:
-            train_values = values
-        if len(train_values) <= (1 if "epoch" in train_values else 0):
+        if len(train_values) <= ("epoch" in train_values):
             train_values = None
         if train_values is None and not eval_values:
             return True
-        self._resolve_pending(None)
+        if self._pending is not None:
+            self._resolve_pending(None)
         self._pending = _Pending(train_values, eval_values or None)
-        if not (after_clear and self._train_total is not None):
+        if not after_clear or self._train_total is None:
             self._resolve_pending(None)
         return True
 
@@ -353,7 +359,8 @@ class ConsoleLogReader:
             step = bar_step if bar_step is not None else last + 1
             self._update.records.append(Record(step, None, pending.train))
             self._last_step = step
-            self._clear_crash()
+            if self._crash is not None:
+                self._clear_crash()
         else:
             step = bar_step if bar_step is not None else last
         if pending.eval is not None:
@@ -436,8 +443,14 @@ class ConsoleLogReader:
         evidence: str | None = None,
         tb: _Traceback | None = None,
     ) -> None:
-        """Record crash evidence unless more specific evidence is already standing."""
-        if self._crash is not None and priority < self._crash_priority:
+        """Record crash evidence unless more specific evidence is already standing.
+
+        On a tie a later exception line wins (the outermost exception of a chain); a later
+        signature line does not (every rank repeats the watchdog line).
+        """
+        if self._crash is not None and (
+            priority < self._crash_priority or (priority == self._crash_priority and tb is None)
+        ):
             return
         self._crash = Crash(reason, label, exception, evidence, self._last_step, None, self.name)
         self._crash_priority = priority
@@ -525,7 +538,9 @@ def _numeric_values(printed_dict: str) -> dict[str, float]:
     except orjson.JSONDecodeError:
         parsed = None
     if type(parsed) is dict:
-        return {k: float(v) for k, v in parsed.items() if type(v) is float or type(v) is int}
+        if _NUMBER_TYPES.issuperset(map(type, parsed.values())):
+            return parsed
+        return {key: value for key, value in parsed.items() if type(value) in _NUMBER_TYPES}
     values = {}
     for key, value in _PAIR.findall(printed_dict):
         try:

@@ -23,6 +23,7 @@ STEP_KEYS = ("step", "global_step", "_step", "iteration", "iter")
 TIME_KEYS = ("timestamp", "time", "wall_time", "_timestamp", "_time")
 NESTED_KEYS = ("metrics", "data")
 MAX_NOTES = 20
+_new_record = tuple.__new__  # a NamedTuple without its Python-level __new__: this loop is hot
 
 
 def parse_json_line(line: bytes) -> Any:
@@ -89,6 +90,13 @@ def step_of(obj: dict[str, Any]) -> int | None:
     return None
 
 
+def _pop_time(obj: dict[str, Any]) -> float | None:
+    for key in TIME_KEYS:
+        if key in obj:
+            return parse_time(obj.pop(key))
+    return None
+
+
 def time_of(obj: dict[str, Any]) -> float | None:
     for key in TIME_KEYS:
         if key in obj:
@@ -115,8 +123,8 @@ class JsonlReader:
             return update
         records = update.records
         dropped_before = self._lines.dropped
-        for line in self._lines.feed(data):
-            self._line_number += 1
+        first_line = self._line_number + 1
+        for self._line_number, line in enumerate(self._lines.feed(data), first_line):
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -130,16 +138,23 @@ class JsonlReader:
             if type(obj) is not dict:
                 self._note(update, f"line {self._line_number}: not a JSON object, skipped")
                 continue
-            # the common PTT/our record shape, without the general lookups of `handle`
+            # the two common shapes skip the general lookups of `handle`
             step = obj.get("step")
-            metrics = obj.get("metrics")
-            if type(step) is int and type(metrics) is dict and len(obj) == 3 and "timestamp" in obj:
-                self.seen_records = True
-                records.append(Record(step, parse_time(obj["timestamp"]), metrics, "train"))
-                continue
+            if type(step) is int:
+                metrics = obj.get("metrics")
+                if type(metrics) is dict:
+                    if len(obj) == 3 and "timestamp" in obj:
+                        records.append(_new_record(Record, (step, parse_time(obj["timestamp"]), metrics, "train")))
+                        continue
+                elif "type" not in obj and "data" not in obj:
+                    del obj["step"]
+                    records.append(_new_record(Record, (step, _pop_time(obj), obj, "train")))
+                    continue
             self.handle(obj, update)
             if self.not_metrics:
                 return Update()
+        if records:
+            self.seen_records = True
         if self._lines.dropped > dropped_before:
             self._note(update, "a line longer than 1 MiB was skipped")
         return update
@@ -154,7 +169,7 @@ class JsonlReader:
     def handle(self, obj: dict[str, Any], update: Update) -> None:
         step = step_of(obj)
         if step is None:
-            if not self.seen_records:
+            if not self.seen_records and not update.records:
                 self.not_metrics = True
             else:
                 self._note(update, f"line {self._line_number}: no step, skipped")
