@@ -229,10 +229,11 @@ class TensorBoardReader:
 
 
 def _next_header_candidate(buffer: bytes, pos: int) -> int:
-    """The first offset from `pos` whose length field is below 2**24, or where to wait for more."""
+    """The first offset from `pos` whose length field is below 2**24 or, if there is none, the
+    first offset whose header is still incomplete: the place to wait for more bytes."""
     top = buffer.find(_SMALL_LENGTH_TOP, pos + 3)
     if top < 0:
-        return max(pos, len(buffer) - 7)
+        return max(pos, len(buffer) - (_HEADER.size - 1))
     return top - 3
 
 
@@ -346,7 +347,7 @@ def _parse_event(data: bytes) -> _Event:
     if match is not None:
         wall_time, step, summary_length, value_length, tag_length, tag, number = match.groups()
         lengths = (summary_length[0], value_length[0], tag_length[0])
-        if True:
+        if lengths == (len(tag) + 9, len(tag) + 7, len(tag)):
             return _Event(
                 _DOUBLE.unpack(wall_time)[0] or None,
                 _signed64(_varint(step, 0)[0]),
