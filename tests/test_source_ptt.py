@@ -101,3 +101,30 @@ def test_metadata_facts():
     assert update.facts["max_steps"] == 40
     assert update.facts["beta"] == 0.04
     assert update.facts["config"]["per_device_train_batch_size"] == 8
+
+
+def test_resume_after_footer_means_running_again(tmp_path):
+    from rlhf_tui.core.monitor import Monitor
+
+    log = tmp_path / "run" / "metrics.jsonl"
+    log.parent.mkdir()
+    lines = [
+        {"type": "header", "writer": "rlhf-top", "trainer_type": "dpo"},
+        {"step": 1, "timestamp": "2026-01-01T00:00:00Z", "metrics": {"loss": 0.69}},
+        {"type": "footer", "status": "completed", "total_steps": 1},
+    ]
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    monitor = Monitor([str(tmp_path)])
+    monitor.scan()
+    monitor.catch_up()
+    (run,) = monitor.visible_runs()
+    assert run.finished
+    with open(log, "a") as handle:
+        handle.write(json.dumps({"type": "resume", "from_step": 1}) + "\n")
+    monitor.poll()
+    assert not run.finished
+
+
+def test_metadata_loss_type_list_from_trl_1x():
+    update = read_metadata(json.dumps({"trainer_type": "dpo", "loss_type": ["sigmoid"]}).encode())
+    assert update.facts["loss_type"] == "sigmoid"

@@ -100,4 +100,5 @@ FACT_KEYS = (
     "end_time",
     "summary",  # the end-of-run summary dict (train_runtime, train_loss, ...), never a step
     "writer",  # "ptt", "rlhf-top", "transformers", "tensorboard", "console", "jsonl"
+    "resumed_at",  # a resume marker: the run is training again from this step
 )

@@ -383,6 +383,9 @@ class Run:
         if update.finished and not file.finished:
             file.finished = True
             changed = True
+        if "resumed_at" in update.facts:
+            file.finished = False
+            file.crash = None
         if update.crash is not None:
             file.crash = update.crash
             changed = True

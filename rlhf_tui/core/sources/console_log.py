@@ -3,8 +3,8 @@
 What it finds:
 
 - transformers' log dicts, `{'loss': '0.6931', 'epoch': '0.03125'}` (5.x prints strings, 4.x floats,
-  `nan`/`inf` bare, `np.float64(...)` under numpy 2), read with a regex over `'key': value` pairs;
-  values that are not numbers are skipped. `eval_*` keys become an "eval" record with the prefix
+  `nan`/`inf` bare, `np.float64(...)` under numpy 2), parsed as data (JSON, else a regex over
+  `'key': value` pairs), never evaluated; values that are not numbers are skipped. `eval_*` keys become an "eval" record with the prefix
   stripped; the end-of-run `{'train_runtime': ...}` dict becomes `facts["summary"]` and `finished`.
 - `max_steps`: the total of the training progress bar, the tqdm bar without a description that is
   not nested (nested bars such as the eval loop's end with a cursor-up escape). Until a log dict is
@@ -35,8 +35,10 @@ skipped; each becomes a short note.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
+from collections import deque
 from typing import NamedTuple
 
 import orjson
@@ -45,7 +47,8 @@ from rlhf_tui.core.records import Crash, Record, Update
 
 MAX_SEGMENT_BYTES = 1024 * 1024
 MAX_NOTES = 20
-MAX_TRACEBACK_LINES = 400
+TRACEBACK_HEAD_LINES = 100
+TRACEBACK_TAIL_LINES = 300
 MAX_CONTINUATION_LINES = 100
 MAX_TEXT_CHARS = 2000
 
@@ -57,15 +60,15 @@ CHAIN_MARKERS = (
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _RANK_PREFIX = re.compile(r"\[(?:rank|default)\d+\]: ?")  # torchrun's per-worker line prefix
-_RANK_PREFIX_STARTS = ("[rank", "[default")
-_BAR = re.compile(r"(.*?)(\d+)%\|[^|]*\| *(\d+)/(\d+) \[[^\]]*\]")
+# tqdm: `{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}, {rate}]`
+_BAR = re.compile(r"([^|]*)\|[^|]*\| *(\d+)/(\d+) \[[^\]]*\]")
 # `'key': value` with value quoted (5.x), bare (4.x, nan, -inf) or np.float64(...) (numpy 2).
 _PAIR = re.compile(r"'([^'\\]*)': (?:np\.float\d+\()?'?([-+.\w]+)")
 _CRASH_WORDS = re.compile(
-    r"CANCELLED|out of memory|OutOfMemory|CUBLAS_STATUS_ALLOC|DefaultCPUAllocator|oom|NCCL|nccl"
-    r"|Segmentation|ChildFailedError|KeyboardInterrupt|SignalException|Killed"
+    r"CANCELLED|out of memory|OutOfMemory|CUBLAS_STATUS_ALLOC|DefaultCPUAllocator|oom[-_]kill"
+    r"|out-of-memory|NCCL|nccl|Segmentation|ChildFailedError|KeyboardInterrupt|SignalException"
+    r"|death signal|Killed"
 )
-_NUMBER_TYPES = frozenset((int, float))  # bool excluded: JSON true/false are not metrics
 _CHILD_DETAIL = re.compile(r"\s*(rank|exitcode)\s*: (-?\d+)")
 
 
@@ -125,6 +128,8 @@ SIGNATURES = (
     _Signature(re.compile(r"SignalException.*got signal: 15\b"), "sigterm", "received SIGTERM", 2),
     _Signature(re.compile(r"SignalException.*got signal: 1\b"), "sigterm", "received SIGHUP", 2),
     _Signature(re.compile(r"SignalException.*got signal: 9\b"), "sigkill", "received SIGKILL", 2),
+    _Signature(re.compile(r"Received (?:Signals\.)?SIGTERM death signal"), "sigterm", "received SIGTERM", 2),
+    _Signature(re.compile(r"Received (?:Signals\.)?SIGINT death signal"), "sigint", "received SIGINT", 2),
     _Signature(
         re.compile(r"^\s*Killed\s*$|: line \d+: +\d+ Killed\b|: tasks? [\d,-]+: Killed\b"),
         "killed",
@@ -155,22 +160,25 @@ class _Traceback:
     """A Python traceback being collected, chained exceptions and the exception's message included."""
 
     def __init__(self, first_line: str) -> None:
-        self.lines = [first_line[:MAX_TEXT_CHARS]]
-        self.omitted = 0
+        self.head = [first_line[:MAX_TEXT_CHARS]]
+        self.tail: deque[str] = deque(maxlen=TRACEBACK_TAIL_LINES)
+        self.count = 1
         self.in_frames = True
         self.blank_after_exception = False
         self.continuation = 0
 
     def add(self, line: str) -> None:
-        if len(self.lines) < MAX_TRACEBACK_LINES:
-            self.lines.append(line[:MAX_TEXT_CHARS])
+        """Keep the start and the end (where the exception is) of a very long traceback."""
+        self.count += 1
+        if len(self.head) < TRACEBACK_HEAD_LINES:
+            self.head.append(line[:MAX_TEXT_CHARS])
         else:
-            self.omitted += 1
+            self.tail.append(line[:MAX_TEXT_CHARS])
 
     def text(self) -> str:
-        if not self.omitted:
-            return "\n".join(self.lines)
-        return "\n".join([*self.lines, f"... {self.omitted} more lines not kept"])
+        omitted = self.count - len(self.head) - len(self.tail)
+        middle = [f"... {omitted} lines not kept ..."] if omitted else []
+        return "\n".join([*self.head, *middle, *self.tail])
 
 
 class _Pending(NamedTuple):
@@ -188,6 +196,7 @@ class ConsoleLogReader:
         self._partial = b""
         self._skipping = False  # inside a segment over MAX_SEGMENT_BYTES, until its end arrives
         self._line_no = 1
+        self._line_started = False  # segments of the current line were read before its \n came
         self._update = Update()
         self._notes = 0
         self._noted_kinds: set[str] = set()
@@ -206,7 +215,7 @@ class ConsoleLogReader:
     @property
     def crash(self) -> Crash | None:
         """The current verdict: None again once training logged a step after the evidence."""
-        return self._materialize_crash() if self._crash is not None else None
+        return self._published(self._crash) if self._crash is not None else None
 
     def feed(self, data: bytes) -> Update:
         self._update = Update()
@@ -216,6 +225,7 @@ class ConsoleLogReader:
                 return self._finish()
             if data[cut] == 0x0A:
                 self._line_no += 1
+                self._line_started = False
             data = data[cut + 1 :]
             self._skipping = False
         if self._partial:
@@ -223,16 +233,22 @@ class ConsoleLogReader:
         lines = data.split(b"\n")
         tail = lines.pop()
         for line in lines:
-            for segment in line.split(b"\r"):
-                self._segment(segment)
+            if line:
+                for segment in line.split(b"\r"):
+                    self._segment(segment)
+            elif not self._line_started and self._traceback is not None:
+                self._traceback_line(self._traceback, "")
+            self._line_started = False
             self._line_no += 1
         if b"\r" in tail:
             *segments, tail = tail.split(b"\r")
             for segment in segments:
                 self._segment(segment)
+            self._line_started = True
         if len(tail) > MAX_SEGMENT_BYTES:
             self._too_long()
             self._skipping = True
+            self._line_started = True
             tail = b""
         self._partial = tail
         if self._pending is not None and b"%|" in tail:
@@ -243,16 +259,12 @@ class ConsoleLogReader:
 
     def _segment(self, raw: bytes) -> None:
         if not raw:
-            if self._traceback is not None:
-                self._traceback_line("")
             return
         if len(raw) > MAX_SEGMENT_BYTES:
             self._too_long()
             return
         if raw.isspace():
             self._after_clear = True
-            if self._traceback is not None:
-                self._traceback_line("")
             return
         after_clear = self._after_clear
         self._after_clear = False
@@ -261,14 +273,12 @@ class ConsoleLogReader:
         except UnicodeDecodeError:
             text = raw.decode(errors="replace")
             self._note_once("utf8", "invalid UTF-8 replaced")
-        if "\x00" in text:
-            self._note_once("binary", "binary data (NUL bytes)")
         nested = False
         if "\x1b" in text:
             nested = "\x1b[A" in text
             text = _ANSI.sub("", text)
-        if text.startswith(_RANK_PREFIX_STARTS):
-            text = _RANK_PREFIX.sub("", text, count=1)
+        if text.startswith("["):
+            text = _without_rank_prefix(text)
         if "%|" in text:
             bar = _BAR.match(text)
             if bar is not None:
@@ -282,9 +292,10 @@ class ConsoleLogReader:
         self._text_line(text)
 
     def _bar(self, bar: re.Match[str], nested: bool) -> None:
-        if nested or (bar.group(1) and not bar.group(1).isspace()):
-            return
-        total = int(bar.group(4))
+        percentage, counter, total_text = bar.groups()
+        if nested or not percentage.strip(" ").removesuffix("%").isdigit():
+            return  # a nested bar or one with a description: not the training bar
+        total = int(total_text)
         if total != self._train_total:
             if self._train_total_locked:
                 return
@@ -292,7 +303,7 @@ class ConsoleLogReader:
             self._update.facts["max_steps"] = total
         if self._pending is not None:
             self._train_total_locked = True
-            self._resolve_pending(int(bar.group(3)))
+            self._resolve_pending(int(counter))
 
     def _peek_bar(self, tail: bytes) -> None:
         """Tie a held dict to a bar redraw that has no terminator yet (it waits for the next one).
@@ -303,9 +314,7 @@ class ConsoleLogReader:
             return
         text = tail.decode(errors="replace")
         nested = "\x1b[A" in text
-        text = _ANSI.sub("", text)
-        if text.startswith(_RANK_PREFIX_STARTS):
-            text = _RANK_PREFIX.sub("", text, count=1)
+        text = _without_rank_prefix(_ANSI.sub("", text))
         bar = _BAR.match(text)
         if bar is not None:
             self._bar(bar, nested)
@@ -342,6 +351,8 @@ class ConsoleLogReader:
             train_values = None
         if train_values is None and not eval_values:
             return True
+        if self._traceback is not None and not self._traceback.in_frames:
+            self._traceback = None  # output went on: what follows is not the exception's message
         if self._pending is not None:
             self._resolve_pending(None)
         self._pending = _Pending(train_values, eval_values or None)
@@ -369,7 +380,9 @@ class ConsoleLogReader:
     # --- tracebacks and crash signatures ----------------------------------------------------
 
     def _text_line(self, line: str) -> None:
-        if self._traceback is not None and self._traceback_line(line):
+        if "\x00" in line:
+            self._note_once("binary", "binary data (NUL bytes)")
+        if self._traceback is not None and self._traceback_line(self._traceback, line):
             return
         at = line.find(TRACEBACK_START)
         if at >= 0:
@@ -385,19 +398,16 @@ class ConsoleLogReader:
                 self._resolve_pending(None)
                 self._raise(*signature[1:], evidence=line[:MAX_TEXT_CHARS])
 
-    def _traceback_line(self, line: str) -> bool:
+    def _traceback_line(self, tb: _Traceback, line: str) -> bool:
         """Feed a line to the traceback being collected; False once the traceback is over."""
-        tb = self._traceback
-        assert tb is not None
         at = line.find(TRACEBACK_START)
         if tb.in_frames:
             if at >= 0:
                 self._traceback = _Traceback(line[at:])
-            elif not line or line[0] in " \t":
-                if line:
-                    tb.add(line)
-                    self._traceback_grew(tb)
-            else:
+            elif line[:1] in (" ", "\t"):
+                tb.add(line)
+                self._traceback_grew(tb)
+            elif line:
                 tb.add(line)
                 tb.in_frames = False
                 tb.blank_after_exception = False
@@ -422,7 +432,7 @@ class ConsoleLogReader:
         tb.continuation += 1
         self._traceback_grew(tb)
         if self._crash is not None and self._crash.reason == "child_failed":
-            self._child_failed_detail(line)
+            self._child_failed_detail(self._crash, line)
         self._signature_line(line)
         return True
 
@@ -462,10 +472,10 @@ class ConsoleLogReader:
         if tb is self._crash_traceback:
             self._crash_changed = True
 
-    def _child_failed_detail(self, line: str) -> None:
+    def _child_failed_detail(self, crash: Crash, line: str) -> None:
         """torchrun's failure report lists rank and exitcode; the root cause comes last."""
         detail = _CHILD_DETAIL.match(line)
-        if detail is None or self._crash is None:
+        if detail is None:
             return
         self._child_detail[detail.group(1)] = int(detail.group(2))
         parts = []
@@ -473,30 +483,20 @@ class ConsoleLogReader:
             parts.append(f"rank {self._child_detail['rank']}")
         if "exitcode" in self._child_detail:
             parts.append(f"exit code {_exit_description(self._child_detail['exitcode'])}")
-        self._crash.label = f"torchrun worker failed ({', '.join(parts)})"
+        crash.label = f"torchrun worker failed ({', '.join(parts)})"
         self._crash_changed = True
 
     def _clear_crash(self) -> None:
-        if self._crash is not None:
-            self._crash = None
-            self._crash_priority = 0
-            self._crash_traceback = None
-            self._crash_changed = False
+        self._crash = None
+        self._crash_priority = 0
+        self._crash_traceback = None
+        self._crash_changed = False
 
-    def _materialize_crash(self) -> Crash:
-        crash = self._crash
-        assert crash is not None
+    def _published(self, crash: Crash) -> Crash:
+        """A copy for the outside, with the traceback text as collected so far."""
         tb = self._crash_traceback
         text = tb.text() if tb is not None else crash.traceback
-        return Crash(
-            crash.reason,
-            crash.label,
-            crash.exception,
-            text,
-            crash.last_step,
-            crash.time,
-            crash.source,
-        )
+        return dataclasses.replace(crash, traceback=text)
 
     # --- notes and the end of a feed --------------------------------------------------------
 
@@ -506,7 +506,7 @@ class ConsoleLogReader:
     def _note_once(self, kind: str, text: str) -> None:
         if kind not in self._noted_kinds:
             self._noted_kinds.add(kind)
-            self._note(f"line {self._line_no}: {text} (only the first is reported)")
+            self._note(f"line {self._line_no}: {text}; later ones not reported")
 
     def _note(self, text: str) -> None:
         self._notes += 1
@@ -518,29 +518,23 @@ class ConsoleLogReader:
     def _finish(self) -> Update:
         update = self._update
         if self._crash_changed and self._crash is not None:
-            update.crash = self._materialize_crash()
+            update.crash = self._published(self._crash)
         self._crash_changed = False
         return update
 
 
 def _numeric_values(printed_dict: str) -> dict[str, float]:
-    """The numeric entries of a printed log dict; other values (strings, lists) are skipped.
+    """The numeric entries of a printed log dict; other values (text, lists, None) are skipped.
 
-    Fast path: a dict of numbers, quoted (5.x) or not (4.x), is a few replacements away from JSON,
-    which orjson parses far quicker than a regex pass. Anything else (nan, inf, np.float64(...),
-    text values) fails to parse as JSON and takes the `'key': value` regex instead.
+    Fast path: with its quotes made double, a dict of numbers (5.x quoted, 4.x bare) is JSON, which
+    orjson parses far quicker than a regex pass. The rest (bare nan/inf, np.float64(...), text
+    values) takes the `'key': value` regex.
     """
-    as_json = (
-        printed_dict.replace("'", '"').replace('": "', '": ').replace('", "', ', "').replace('"}', "}")
-    )
     try:
-        parsed = orjson.loads(as_json)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if type(parsed) is dict:
-        if _NUMBER_TYPES.issuperset(map(type, parsed.values())):
-            return parsed
-        return {key: value for key, value in parsed.items() if type(value) in _NUMBER_TYPES}
+        parsed = orjson.loads(printed_dict.replace("'", '"'))
+        return dict(zip(parsed, map(float, parsed.values())))
+    except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError
+        pass
     values = {}
     for key, value in _PAIR.findall(printed_dict):
         try:
@@ -548,6 +542,11 @@ def _numeric_values(printed_dict: str) -> dict[str, float]:
         except ValueError:
             continue
     return values
+
+
+def _without_rank_prefix(text: str) -> str:
+    prefix = _RANK_PREFIX.match(text)
+    return text[prefix.end() :] if prefix else text
 
 
 def _first_separator(data: bytes) -> int:

@@ -70,6 +70,9 @@ class PttMetricsReader(JsonlReader):
             update.facts["end_time"] = parse_time(obj.get("timestamp"))
         elif kind == "summary" and isinstance(obj.get("metrics"), dict):
             update.facts["summary"] = _finite_numbers(obj["metrics"])
+        elif kind == "resume":
+            update.finished = False
+            update.facts["resumed_at"] = obj.get("from_step")
 
     def _move_summary_rows(self, update: Update) -> None:
         """A second train record at the same step holding one `<x>_loss` is the run average."""
@@ -202,6 +205,9 @@ def read_metadata(data: bytes, name: str = "run_metadata.json") -> Update:
     for key in ("loss_type", "beta", "max_steps"):
         if key in obj and obj[key] is not None and key not in facts:
             facts[key] = obj[key]
+    loss_type = facts.get("loss_type")
+    if isinstance(loss_type, list):  # TRL 1.x: DPOConfig.loss_type == ["sigmoid"]
+        facts["loss_type"] = loss_type[0] if len(loss_type) == 1 and isinstance(loss_type[0], str) else None
     _host_facts(obj, update)
     environment = obj.get("environment")
     if isinstance(environment, dict):
