@@ -28,9 +28,12 @@ def print_table(session: Session, color_system: str = "auto") -> None:
         highlight=False,
         soft_wrap=False,
     )
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("run", "trainer", "status", "step", "loss", "reward", "win rate", "KL", "age", "top finding"):
-        table.add_column(column, no_wrap=column not in ("run", "top finding"))
+    for column in ("run", "trainer", "status", "step", "loss", "reward", "win rate", "KL", "age"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("top finding", no_wrap=True, overflow="ellipsis", ratio=1)
     for row in rows(session):
         style = SEVERITY_STYLES.get(row.severity, "")
         detail = row.top_finding or row.crash or ""

@@ -230,7 +230,8 @@ class Run:
         self._resolved_keys = -1
         self.notes: deque[str] = deque(maxlen=MAX_NOTES)
         self.gone = False
-        self.last_data_time: float | None = None
+        self._newest_record_time: float | None = None
+        self._newest_file_time: float | None = None
         self.changed_at = time.monotonic()
         self.version = 0  # bumps on every change a view may want to redraw
         self.process_alive: bool | None = None
@@ -327,6 +328,17 @@ class Run:
         interval = self.step_interval()
         return max(STALL_MIN_SECONDS, STALL_INTERVALS * interval) if interval else STALL_MIN_SECONDS
 
+    @property
+    def last_data_time(self) -> float | None:
+        """When the newest step was logged: its own timestamp, else when its file last changed.
+
+        Sources with timestamps win over file times: a copied or re-saved checkpoint has a new
+        mtime but old steps.
+        """
+        if self._newest_record_time is not None:
+            return self._newest_record_time
+        return self._newest_file_time
+
     def quiet_for(self, now: float | None = None) -> float | None:
         if self.last_data_time is None:
             return None
@@ -407,9 +419,10 @@ class Run:
                 f"(resumed or restarted); only steps after {data.last_step} are shown"
             )
         if new_steps:
-            when = newest_time if newest_time is not None else file_time
-            if when is not None and (self.last_data_time is None or when > self.last_data_time):
-                self.last_data_time = when
+            if newest_time is not None:
+                self._newest_record_time = max(newest_time, self._newest_record_time or newest_time)
+            elif file_time is not None:
+                self._newest_file_time = max(file_time, self._newest_file_time or file_time)
             self._clear_crashes_before(data.last_step)
         self._choose_primary()
         return bool(update.records) or update.replace
