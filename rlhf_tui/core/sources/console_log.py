@@ -4,20 +4,23 @@ What it finds:
 
 - transformers' log dicts, `{'loss': '0.6931', 'epoch': '0.03125'}` (5.x prints strings, 4.x floats,
   `nan`/`inf` bare, `np.float64(...)` under numpy 2), parsed as data (JSON, else a regex over
-  `'key': value` pairs), never evaluated; values that are not numbers are skipped. `eval_*` keys become an "eval" record with the prefix
-  stripped; the end-of-run `{'train_runtime': ...}` dict becomes `facts["summary"]` and `finished`.
+  `'key': value` pairs), never evaluated; values that are not numbers are skipped. `eval_*` keys
+  become an "eval" record with the prefix stripped; the end-of-run `{'train_runtime': ...}` dict
+  becomes `facts["summary"]` and `finished`.
 - `max_steps`: the total of the training progress bar, the tqdm bar without a description that is
   not nested (nested bars such as the eval loop's end with a cursor-up escape). Until a log dict is
   tied to a bar the latest such bar counts, so an evaluation before training cannot pin it.
 - tracebacks (also when they start mid-line after a tqdm fragment, chained ones, `[rankN]:`
   prefixes) and crash signatures (OOM, NCCL, torchrun, SLURM, `Killed`, segfault, Ctrl-C). The
-  most specific evidence seen since the last logged step wins; a train log dict after it clears it.
+  most specific evidence seen since the last logged step wins (SIGNATURES' priorities: a cause such
+  as OOM over a plain exception, that over torchrun's report that a worker died); a train log dict
+  after it clears it.
 
 The step of a log dict. The dicts carry no step, and the bar counter printed just before a dict
 lags: tqdm redraws at most every 0.1 s, so on fast steps the bar before step 9's dict still says
-8/30 (it lags on most dicts of the real CPU runs). But transformers updates the bar in
-`on_step_end`, before `on_log`, and prints the dict with `tqdm.write`, which clears the bar (a
-blank `\\r`-segment), writes the dict and redraws the bar at once. So:
+8/30 (it is right on only 32 of the 161 dicts of the real CPU runs). But transformers updates the
+bar in `on_step_end`, before `on_log`, and prints the dict with `tqdm.write`, which clears the bar
+(a blank `\\r`-segment), writes the dict and redraws the bar at once. So:
 
 1. A dict right after that blank clearing segment takes the counter of the first training-bar
    redraw after it. It is held back until that redraw, which normally arrives in the same write;
@@ -27,7 +30,8 @@ blank `\\r`-segment), writes the dict and redraws the bar at once. So:
    traceback or the summary before its redraw: the previous train step + 1 (logging_steps = 1).
    An eval dict gets the step of the last train dict.
 
-Rule 1 matches the checkpoints' log_history on every dict of the four real runs.
+Rule 1 matches the checkpoints' log_history on every dict of the four real TRL runs and of two
+Trainer runs with logging_steps=5 and evaluation (tests/fixtures/console).
 
 Bad input never raises: invalid UTF-8 is replaced, ANSI escapes stripped, a segment over 1 MiB is
 skipped; each becomes a short note.
@@ -61,7 +65,7 @@ CHAIN_MARKERS = (
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _RANK_PREFIX = re.compile(r"\[(?:rank|default)\d+\]: ?")  # torchrun's per-worker line prefix
 # tqdm: `{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}, {rate}]`
-_BAR = re.compile(r"([^|]*)\|[^|]*\| *(\d+)/(\d+) \[[^\]]*\]")
+_BAR = re.compile(r"([^|]*)\|[^|]*\| *(\d{1,15})/(\d{1,15}) \[[^\]]*\]")
 # `'key': value` with value quoted (5.x), bare (4.x, nan, -inf) or np.float64(...) (numpy 2).
 _PAIR = re.compile(r"'([^'\\]*)': (?:np\.float\d+\()?'?([-+.\w]+)")
 _CRASH_WORDS = re.compile(
@@ -69,73 +73,70 @@ _CRASH_WORDS = re.compile(
     r"|out-of-memory|NCCL|nccl|Segmentation|ChildFailedError|KeyboardInterrupt|SignalException"
     r"|death signal|Killed"
 )
-_CHILD_DETAIL = re.compile(r"\s*(rank|exitcode)\s*: (-?\d+)")
+_NUMBER_TYPES = frozenset((int, float))  # not bool: JSON true/false are not metrics
+_CHILD_DETAIL = re.compile(r"\s*(rank|exitcode)\s*: (-?\d{1,9})\b")
 
 
 class _Signature(NamedTuple):
     pattern: re.Pattern[str]
     reason: str
     label: str
-    priority: int  # a higher one wins over a lower one seen since the last logged step
+    priority: int
 
 
-GENERIC_EXCEPTION_PRIORITY = 1
+# Priorities: a higher one wins over a lower one seen since the last logged step. torchrun's
+# ChildFailedError ranks below a plain exception: it only says that a worker died, the worker's own
+# traceback says why; alone (a worker killed by a signal) it stands.
+GENERIC_EXCEPTION_PRIORITY = 2
 
 # First match wins, so the specific spellings come before the general ones.
-SIGNATURES = (
-    _Signature(re.compile(r"CANCELLED AT \S+ DUE TO TIME LIMIT"), "time_limit", "SLURM time limit", 5),
-    _Signature(re.compile(r"CANCELLED AT \S+ DUE TO PREEMPTION"), "preempted", "preempted by SLURM", 5),
-    _Signature(re.compile(r"\*\*\* (?:JOB|STEP) .*CANCELLED AT"), "sigterm", "SLURM job cancelled", 5),
-    _Signature(re.compile(r"HIP out of memory"), "oom", "HIP out of memory", 4),
-    _Signature(
-        re.compile(r"CUBLAS_STATUS_ALLOC_FAILED"), "oom", "CUDA out of memory (cuBLAS allocation)", 4
-    ),
-    _Signature(
-        re.compile(r"CUDA out of memory|CUDA error: out of memory"), "oom", "CUDA out of memory", 4
-    ),
-    _Signature(re.compile(r"OutOfMemoryError"), "oom", "GPU out of memory", 4),
-    _Signature(
-        re.compile(r"DefaultCPUAllocator: (?:not enough memory|can't allocate memory)"),
-        "oom",
-        "CPU out of memory",
-        4,
-    ),
-    _Signature(
-        re.compile(r"oom[-_]kill|out-of-memory handler"), "killed", "killed by the OOM killer", 4
-    ),
-    _Signature(
-        re.compile(r"Watchdog caught collective operation timeout"), "nccl", "NCCL watchdog timeout", 4
-    ),
-    _Signature(
-        re.compile(r"\[E[^\]]*ProcessGroupNCCL\.cpp:\d+\].*(?:timed out|[Tt]imeout)"),
-        "nccl",
-        "NCCL timeout",
-        4,
-    ),
-    _Signature(
-        re.compile(
-            r"NCCL error|nccl(?:UnhandledCudaError|SystemError|InternalError|InvalidArgument"
-            r"|InvalidUsage|RemoteError)"
+SIGNATURES = tuple(
+    _Signature(re.compile(pattern), reason, label, priority)
+    for pattern, reason, label, priority in (
+        (r"CANCELLED AT \S+ DUE TO TIME LIMIT", "time_limit", "SLURM time limit", 5),
+        (r"CANCELLED AT \S+ DUE TO PREEMPTION", "preempted", "preempted by SLURM", 5),
+        (r"\*\*\* (?:JOB|STEP) .*CANCELLED AT", "sigterm", "SLURM job cancelled", 5),
+        (r"HIP out of memory", "oom", "HIP out of memory", 4),
+        (r"CUBLAS_STATUS_ALLOC_FAILED", "oom", "CUDA out of memory (cuBLAS allocation)", 4),
+        (r"CUDA out of memory|CUDA error: out of memory", "oom", "CUDA out of memory", 4),
+        (r"OutOfMemoryError", "oom", "GPU out of memory", 4),
+        (
+            r"DefaultCPUAllocator: (?:not enough memory|can't allocate memory)",
+            "oom",
+            "CPU out of memory",
+            4,
         ),
-        "nccl",
-        "NCCL error",
-        4,
-    ),
-    _Signature(re.compile(r"Segmentation fault"), "segfault", "segmentation fault", 4),
-    _Signature(re.compile(r"ChildFailedError"), "child_failed", "torchrun worker failed", 3),
-    _Signature(re.compile(r"^KeyboardInterrupt\b"), "sigint", "interrupted (Ctrl-C)", 2),
-    _Signature(re.compile(r"SignalException.*got signal: 2\b"), "sigint", "received SIGINT", 2),
-    _Signature(re.compile(r"SignalException.*got signal: 15\b"), "sigterm", "received SIGTERM", 2),
-    _Signature(re.compile(r"SignalException.*got signal: 1\b"), "sigterm", "received SIGHUP", 2),
-    _Signature(re.compile(r"SignalException.*got signal: 9\b"), "sigkill", "received SIGKILL", 2),
-    _Signature(re.compile(r"Received (?:Signals\.)?SIGTERM death signal"), "sigterm", "received SIGTERM", 2),
-    _Signature(re.compile(r"Received (?:Signals\.)?SIGINT death signal"), "sigint", "received SIGINT", 2),
-    _Signature(
-        re.compile(r"^\s*Killed\s*$|: line \d+: +\d+ Killed\b|: tasks? [\d,-]+: Killed\b"),
-        "killed",
-        "killed (SIGKILL)",
-        2,
-    ),
+        (r"oom[-_]kill|out-of-memory handler", "killed", "killed by the OOM killer", 4),
+        (r"Watchdog caught collective operation timeout", "nccl", "NCCL watchdog timeout", 4),
+        (
+            r"\[E[^\]]*ProcessGroupNCCL\.cpp:\d+\].*(?:timed out|[Tt]imeout)",
+            "nccl",
+            "NCCL timeout",
+            4,
+        ),
+        (
+            r"NCCL error|nccl(?:UnhandledCudaError|SystemError|InternalError|InvalidArgument"
+            r"|InvalidUsage|RemoteError)",
+            "nccl",
+            "NCCL error",
+            4,
+        ),
+        (r"Segmentation fault", "segfault", "segmentation fault", 4),
+        (r"^KeyboardInterrupt\b", "sigint", "interrupted (Ctrl-C)", 3),
+        (r"SignalException.*got signal: 2\b", "sigint", "received SIGINT", 3),
+        (r"SignalException.*got signal: 15\b", "sigterm", "received SIGTERM", 3),
+        (r"SignalException.*got signal: 1\b", "sigterm", "received SIGHUP", 3),
+        (r"SignalException.*got signal: 9\b", "sigkill", "received SIGKILL", 3),
+        (r"Received (?:Signals\.)?SIGTERM death signal", "sigterm", "received SIGTERM", 3),
+        (r"Received (?:Signals\.)?SIGINT death signal", "sigint", "received SIGINT", 3),
+        (
+            r"^\s*Killed\s*$|: line \d+: +\d+ Killed\b|: tasks? [\d,-]+: Killed\b",
+            "killed",
+            "killed (SIGKILL)",
+            3,
+        ),
+        (r"ChildFailedError", "child_failed", "torchrun worker failed", 1),
+    )
 )
 
 
@@ -157,7 +158,7 @@ def _exit_description(exitcode: int) -> str:
 
 
 class _Traceback:
-    """A Python traceback being collected, chained exceptions and the exception's message included."""
+    """A Python traceback being collected, chained exceptions and the exception's message too."""
 
     def __init__(self, first_line: str) -> None:
         self.head = [first_line[:MAX_TEXT_CHARS]]
@@ -283,7 +284,7 @@ class ConsoleLogReader:
             bar = _BAR.match(text)
             if bar is not None:
                 self._bar(bar, nested)
-                text = text[bar.end() :]
+                text = _without_rank_prefix(text[bar.end() :])
                 if not text or text.isspace():
                     return
                 after_clear = False
@@ -308,7 +309,8 @@ class ConsoleLogReader:
     def _peek_bar(self, tail: bytes) -> None:
         """Tie a held dict to a bar redraw that has no terminator yet (it waits for the next one).
 
-        Only once the training bar is known: a nested bar's cursor-up escape may not be there yet.
+        Only once the training bar is known: a nested bar's cursor-up escape, written after it, may
+        not be there yet. tqdm nests only other bars (eval, saving), whose totals differ.
         """
         if not self._train_total_locked:
             return
@@ -322,22 +324,21 @@ class ConsoleLogReader:
     # --- log dicts and steps ----------------------------------------------------------------
 
     def _log_dict(self, text: str, after_clear: bool) -> bool:
-        """Handle a transformers log dict; False when the text is not one."""
-        start = text.index("{'")
-        end = text.rfind("}")
-        if end < start:
-            if "'loss'" in text or "'epoch'" in text:
+        """Handle a transformers log dict (it ends its segment); False when the text is not one."""
+        printed = text[text.index("{'") :].rstrip()
+        if not printed.endswith("}"):
+            if "}" not in printed and ("'loss'" in printed or "'epoch'" in printed):
                 self._note(f"line {self._line_no}: log dict cut short, skipped")
                 return True
             return False
-        values = _numeric_values(text[start : end + 1])
+        values = _numeric_values(printed)
         if "train_runtime" in values:
             self._resolve_pending(None)
             values.pop("epoch", None)
             self._update.facts["summary"] = values
             self._update.finished = True
             return True
-        if "'eval_" in text:
+        if "'eval_" in printed:
             eval_values = {k[5:]: v for k, v in values.items() if k.startswith("eval_")}
             train_values = {k: v for k, v in values.items() if not k.startswith("eval_")}
             if eval_values and "epoch" in values:
@@ -412,7 +413,7 @@ class ConsoleLogReader:
                 tb.in_frames = False
                 tb.blank_after_exception = False
                 tb.continuation = 0
-                self._exception_line(line[:MAX_TEXT_CHARS], tb)
+                self._exception_line(line.rstrip()[:MAX_TEXT_CHARS], tb)
             return True
         if not line or line.isspace():
             tb.blank_after_exception = True
@@ -442,7 +443,8 @@ class ConsoleLogReader:
             self._raise(*signature[1:], exception=line, tb=tb)
         else:
             exception_type = line.split(":", 1)[0].strip().rsplit(".", 1)[-1][:80]
-            self._raise("exception", exception_type, GENERIC_EXCEPTION_PRIORITY, exception=line, tb=tb)
+            priority = GENERIC_EXCEPTION_PRIORITY
+            self._raise("exception", exception_type, priority, exception=line, tb=tb)
 
     def _raise(
         self,
@@ -501,7 +503,7 @@ class ConsoleLogReader:
     # --- notes and the end of a feed --------------------------------------------------------
 
     def _too_long(self) -> None:
-        self._note(f"line {self._line_no}: longer than {MAX_SEGMENT_BYTES // (1024 * 1024)} MiB, skipped")
+        self._note(f"line {self._line_no}: longer than {MAX_SEGMENT_BYTES >> 20} MiB, skipped")
 
     def _note_once(self, kind: str, text: str) -> None:
         if kind not in self._noted_kinds:
@@ -526,15 +528,19 @@ class ConsoleLogReader:
 def _numeric_values(printed_dict: str) -> dict[str, float]:
     """The numeric entries of a printed log dict; other values (text, lists, None) are skipped.
 
-    Fast path: with its quotes made double, a dict of numbers (5.x quoted, 4.x bare) is JSON, which
-    orjson parses far quicker than a regex pass. The rest (bare nan/inf, np.float64(...), text
+    Fast path: a dict of numbers is a few replacements away from JSON (quotes made double, and the
+    quotes of 5.x's quoted numbers dropped), which orjson parses far quicker than a regex pass; ints
+    stay ints, as records.Record allows. The rest (bare nan/inf, np.float64(...), text or list
     values) takes the `'key': value` regex.
     """
+    as_json = printed_dict.replace("'", '"')
+    as_json = as_json.replace('": "', '": ').replace('", "', ', "').replace('"}', "}")
     try:
-        parsed = orjson.loads(printed_dict.replace("'", '"'))
-        return dict(zip(parsed, map(float, parsed.values())))
-    except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError
-        pass
+        parsed = orjson.loads(as_json)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if type(parsed) is dict and _NUMBER_TYPES.issuperset(map(type, parsed.values())):
+        return parsed
     values = {}
     for key, value in _PAIR.findall(printed_dict):
         try:
