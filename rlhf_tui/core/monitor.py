@@ -199,6 +199,10 @@ class Monitor:
         else:
             update = _safely(file.reader, result.data, os.path.basename(file.path))
         run.apply(file, update, follower.mtime)
+        verdict = getattr(file.reader, "crash", file.crash)
+        if verdict is not file.crash:  # a stream reader may take back a crash training went on after
+            file.crash = verdict
+            run.touch()
         return len(result.data)
 
     def _restart_stream(self, run: Run, file: SourceFile) -> None:
