@@ -61,7 +61,10 @@ def test_own_callback_header_eval_phase_and_summary_line():
     ]
     update = PttMetricsReader().feed("".join(json.dumps(x) + "\n" for x in lines).encode())
     assert update.facts["writer"] == "rlhf-top"
-    assert [(r.step, r.phase) for r in update.records] == [(1, "train"), (1, "eval")]
+    assert [(r.step, r.phase, r.values) for r in update.records] == [
+        (1, "train", {"loss": 0.69}),
+        (1, "eval", {"loss": 0.7}),
+    ]
     assert update.facts["summary"]["train_runtime"] == 3.0
     assert update.finished
 

@@ -183,5 +183,9 @@ class JsonlReader:
                 break
         if values is None:
             values = numeric_values(obj, skip=STEP_KEYS + TIME_KEYS)
-        phase = "eval" if obj.get("phase") == "eval" else "train"
-        update.records.append(Record(step, time_of(obj), values, phase))
+        if obj.get("phase") == "eval":
+            # the run model names eval keys eval_<key>: a writer's own eval_ prefix is not doubled
+            values = {k[5:] if k.startswith("eval_") else k: v for k, v in values.items()}
+            update.records.append(Record(step, time_of(obj), values, "eval"))
+        else:
+            update.records.append(Record(step, time_of(obj), values, "train"))
