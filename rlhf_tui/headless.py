@@ -33,7 +33,7 @@ def print_table(session: Session, color_system: str = "auto") -> None:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("run", "trainer", "status", "step", "loss", "reward", "win rate", "KL", "age"):
         table.add_column(column, no_wrap=True)
-    table.add_column("top finding", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("top finding", no_wrap=True, overflow="ellipsis", max_width=72)
     for row in rows(session):
         style = SEVERITY_STYLES.get(row.severity, "")
         detail = row.top_finding or row.crash or ""

@@ -83,6 +83,7 @@ _COMMON: dict[str, tuple[str, ...]] = {
         "reward_loss",
         "train_loss_step",
         "actor/pg_loss",
+        "loss/policy_avg",
     ),
     "grad_norm": ("grad_norm", "actor/grad_norm", "grad_norm_mean"),
     "learning_rate": ("learning_rate", "lr", "actor/lr"),

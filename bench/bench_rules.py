@@ -1,0 +1,139 @@
+"""Rule-engine cost: microseconds per new step vs history length, and backlog throughput.
+
+For each trainer family, one run gets the whole catalogue. Its history (1k, 100k, 1M steps, tiled
+from a simulated run) is fed in one batch, then single-step updates are timed: the cost must be
+flat in history length. Then a 10k-point backlog is diagnosed from cold, as at start-up.
+Times are the benchmarking thread's CPU time: on a shared machine wall time mostly measures the
+other processes.
+
+    python bench/bench_rules.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from rlhf_tui.core.series import Series
+from rlhf_tui.rules import Diagnostics, load_rules
+from rlhf_tui.simulate import simulate
+
+ROLE_KEYS = {
+    "loss": ("loss",),
+    "reward": ("reward", "objective/scores"),
+    "reward_std": ("reward_std",),
+    "win_rate": ("rewards/accuracies",),
+    "margin": ("rewards/margins",),
+    "chosen_reward": ("rewards/chosen",),
+    "rejected_reward": ("rewards/rejected",),
+    "kl": ("kl", "objective/kl"),
+    "entropy": ("entropy", "policy/entropy_avg"),
+    "grad_norm": ("grad_norm",),
+    "learning_rate": ("learning_rate", "lr"),
+    "clip_ratio": ("clip_ratio/region_mean", "policy/clipfrac_avg"),
+    "completion_length": ("completions/mean_length",),
+    "clipped_ratio": ("completions/clipped_ratio",),
+    "frac_reward_zero_std": ("frac_reward_zero_std",),
+    "value_loss": ("loss/value_avg",),
+    "policy_loss": ("loss/policy_avg",),
+    "approx_kl": ("policy/approxkl_avg",),
+    "is_ratio": ("sampling/importance_sampling_ratio/mean", "val/ratio"),
+    "step_time": ("step_time",),
+}
+
+
+class BenchRun:
+    """The run protocol the engine reads, filled straight from numpy columns."""
+
+    def __init__(self, trainer: str, facts: dict) -> None:
+        self.trainer = trainer
+        self.facts = facts
+        self.generation = 0
+        self.times = Series()
+        self.lifecycle = "running"
+        self.crash = None
+        self.last_step = None
+        self.stalled_for = None
+        self.series: dict[str, Series] = {}
+
+    def role(self, name: str) -> Series | None:
+        return self.series.get(name)
+
+    def extend(self, steps: np.ndarray, columns: dict[str, np.ndarray], times: np.ndarray) -> None:
+        for role, values in columns.items():
+            self.series.setdefault(role, Series()).extend(steps, values)
+        self.times.extend(steps, times)
+        self.last_step = int(steps[-1])
+
+
+def columns_of(trainer: str, steps: int) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Role columns of a simulated healthy run, tiled (with fresh noise) to `steps` points."""
+    sim = simulate(trainer, "healthy", 1000, seed=1)
+    train = [r for r in sim.records if r.phase == "train"]
+    columns = {}
+    for role, keys in ROLE_KEYS.items():
+        key = next((k for k in keys if k in train[0].values), None)
+        if key is not None:
+            columns[role] = np.array([r.values[key] for r in train])
+    seconds = np.diff([r.time for r in train], prepend=train[0].time - 1.0)
+    reps = -(-steps // len(train))
+    rng = np.random.default_rng(0)
+    tiled = {role: np.tile(v, reps)[:steps] * (1 + 0.01 * rng.standard_normal(steps)) for role, v in columns.items()}
+    times = 1.7e9 + np.cumsum(np.tile(seconds, reps)[:steps])
+    return tiled, times, sim.facts
+
+
+def time_single_steps(trainer: str, rules, history: int, repeats: int) -> float:
+    columns, times, facts = columns_of(trainer, history + repeats)
+    run = BenchRun(trainer, facts)
+    diagnostics = Diagnostics(rules)
+    steps = np.arange(1, history + repeats + 1, dtype=np.int64)
+    run.extend(steps[:history], {r: v[:history] for r, v in columns.items()}, times[:history])
+    diagnostics.update(run)
+    samples = []
+    for i in range(history, history + repeats):
+        run.extend(steps[i : i + 1], {r: v[i : i + 1] for r, v in columns.items()}, times[i : i + 1])
+        start = time.thread_time()
+        diagnostics.update(run)
+        samples.append(time.thread_time() - start)
+    return statistics.median(samples) * 1e6
+
+
+def time_backlog(trainer: str, rules, points: int) -> tuple[float, int]:
+    columns, times, facts = columns_of(trainer, points)
+    run = BenchRun(trainer, facts)
+    run.extend(np.arange(1, points + 1, dtype=np.int64), columns, times)
+    best = float("inf")
+    for _ in range(7):
+        diagnostics = Diagnostics(rules)
+        start = time.thread_time()
+        diagnostics.update(run)
+        best = min(best, time.thread_time() - start)
+    return best, len(columns)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 1M-step history")
+    args = parser.parse_args()
+    rules, errors = load_rules()
+    assert not errors, errors
+    histories = (1_000, 100_000) if args.quick else (1_000, 100_000, 1_000_000)
+    print(f"{len(rules)} rules in the catalogue")
+    print(f"{'trainer':8} " + " ".join(f"{h:>10,}" for h in histories) + "   (us per new step, median of 300)")
+    for trainer in ("dpo", "grpo", "ppo", "sft"):
+        costs = [time_single_steps(trainer, rules, history, 300) for history in histories]
+        row = " ".join(f"{c:10.0f}" for c in costs)
+        print(f"{trainer:8} {row}   ratio last/first {costs[-1] / costs[0]:.2f}")
+    print()
+    print(f"{'trainer':8} {'10k backlog':>12} {'points/s':>12} {'roles':>6} {'200 such runs':>14}")
+    for trainer in ("dpo", "grpo", "ppo", "sft"):
+        seconds, roles = time_backlog(trainer, rules, 10_000)
+        print(f"{trainer:8} {seconds * 1e3:9.1f} ms {10_000 / seconds:12,.0f} {roles:6} {200 * seconds:12.2f} s")
+
+
+if __name__ == "__main__":
+    main()
