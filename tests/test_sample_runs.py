@@ -1,0 +1,101 @@
+"""sample_runs/: the static runs read as what they are, the generator gives identical bytes every time
+(and the committed runs are its current output), and the report-example run gives the example's report."""
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from rlhf_tui.core.session import open_session
+from rlhf_tui.report import build_report
+
+SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "sample_runs"
+GENERATOR = SAMPLE_RUNS / "make_sample_runs.py"
+REAL_RUNS = ("dpo_crash", "dpo_stuck", "grpo_small", "sft_small")  # copies of real TRL runs, not generated
+
+# run: (trainer, lifecycle, last logged step). A static run with no end marker reads as stalled.
+EXPECTED = {
+    "dpo_broken_pipe": ("dpo", "crashed", 15),
+    "dpo_crash": ("dpo", "crashed", 11),
+    "dpo_healthy": ("dpo", "finished", 80),
+    "dpo_killed": ("dpo", "stalled", 70),
+    "dpo_stuck": ("dpo", "finished", 80),
+    "grpo_cuda_oom": ("grpo", "crashed", 37),
+    "grpo_reward_variance_collapse": ("grpo", "finished", 60),
+    "grpo_small": ("grpo", "finished", 40),
+    "kto_healthy": ("kto", "finished", 60),
+    "ppo_kl_runaway": ("ppo", "finished", 100),
+    "sft_nan_loss": ("sft", "finished", 80),
+    "sft_small": ("sft", "finished", 30),
+}
+CRASHES = {"dpo_broken_pipe": ("exception", 15), "dpo_crash": ("exception", 11), "grpo_cuda_oom": ("oom", 37)}
+FLAGGED = {
+    "dpo_stuck": "dpo_no_signal",
+    "grpo_reward_variance_collapse": "reward_variance_collapse",
+    "ppo_kl_runaway": "kl_runaway",
+    "sft_nan_loss": "nonfinite_loss",
+}
+QUIET = ("dpo_healthy", "kto_healthy", "sft_small")
+SIZE_LIMIT = 1_500_000  # bytes: the repository ships these
+
+
+@pytest.fixture(scope="module")
+def runs():
+    session = open_session([str(SAMPLE_RUNS)])
+    session.load()
+    return {run.name: run for run in session.runs()}
+
+
+def test_sample_runs_read_as_what_they_are(runs):
+    assert {name: (run.trainer, run.lifecycle(), run.last_step) for name, run in runs.items()} == EXPECTED
+    assert {name: (runs[name].crash.reason, runs[name].crash.last_step) for name in CRASHES} == CRASHES
+    assert {name: list(run.notes) for name, run in runs.items() if run.notes} == {}
+
+
+def test_failing_runs_are_flagged_and_healthy_ones_are_not(runs):
+    for name, rule_id in FLAGGED.items():
+        assert rule_id in {finding.rule_id for finding in runs[name].findings if finding.active}, name
+    assert {name: [finding.rule_id for finding in runs[name].findings] for name in QUIET} == {name: [] for name in QUIET}
+
+
+def test_the_report_example_run_gives_the_examples_report(runs):
+    report = build_report(runs["dpo_broken_pipe"])
+    assert (report.trainer, report.status) == ("DPO", "Crashed (exception)")
+    summary = {line.label: line.text for line in report.summary}
+    assert summary["Steps"] == "15"
+    assert summary["Final DPO Loss"] == "0.6931"
+    assert summary["Mean Win Rate"] == "61.7%"
+    assert summary["Final Win Rate"] == "75.0%"
+    postmortem = report.postmortem
+    assert (postmortem.reason, postmortem.last_step) == ("exception", 15)
+    assert postmortem.exception == "BrokenPipeError: [Errno 32] Broken pipe"
+    assert datetime.fromtimestamp(postmortem.time, timezone.utc).isoformat() == "2025-12-17T19:26:04.880887+00:00"
+
+
+def generate(out: Path) -> dict[str, bytes]:
+    subprocess.run([sys.executable, str(GENERATOR), str(out)], check=True)
+    return files_under(out)
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_the_generator_gives_identical_bytes_and_sample_runs_is_its_output(tmp_path):
+    first = generate(tmp_path / "first")
+    second = generate(tmp_path / "second")
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []
+
+    generated_runs = {name.split("/")[0] for name in first}
+    assert generated_runs.isdisjoint(REAL_RUNS)
+    assert generated_runs | set(REAL_RUNS) == set(EXPECTED)
+    committed = {name: data for name, data in files_under(SAMPLE_RUNS).items() if name.split("/")[0] in generated_runs}
+    stale = sorted(set(first) ^ set(committed)) + [name for name in first if committed.get(name, first[name]) != first[name]]
+    assert stale == [], "sample_runs/ is not the generator's output: run python sample_runs/make_sample_runs.py"
+
+
+def test_sample_runs_stay_small():
+    assert sum(len(data) for data in files_under(SAMPLE_RUNS).values()) < SIZE_LIMIT
