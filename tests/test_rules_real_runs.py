@@ -24,7 +24,7 @@ def test_dpo_stuck_gets_one_high_no_signal_finding_naming_the_zero_learning_rate
     findings = diagnosed("dpo_stuck")
     assert [(f.rule_id, f.severity) for f in findings] == [("dpo_no_signal", "high")]
     (finding,) = findings
-    assert finding.active and finding.first_step == 50 and finding.last_step == 80
+    assert finding.active and finding.first_step == 10 and finding.last_step == 80
     assert "0.6931" in finding.message and "Likely cause: learning_rate is 0" in finding.message
     assert finding.action.startswith("Set learning_rate > 0")
 

@@ -72,6 +72,11 @@ def test_the_report_example_run_gives_the_examples_report(runs):
     assert (postmortem.reason, postmortem.last_step) == ("exception", 15)
     assert postmortem.exception == "BrokenPipeError: [Errno 32] Broken pipe"
     assert datetime.fromtimestamp(postmortem.time, timezone.utc).isoformat() == "2025-12-17T19:26:04.880887+00:00"
+    high = [i for i in report.insights if i.severity == "high"]
+    assert [i.rule_id for i in high] == ["dpo_no_signal"]
+    # The example's MEDIUM "win rate volatility (std=0.53)" is PTT's rolling std over steps 1-2 only;
+    # with 4 pairs per batch the observed swings are binomial noise, which rlhf-top does not flag.
+    assert not [i for i in report.insights if i.rule_id == "winrate_volatility"]
 
 
 def generate(out: Path) -> dict[str, bytes]:

@@ -75,7 +75,10 @@ class Monitor:
         for run_dir, artefacts in found.runs.items():
             run = self.runs.get(run_dir)
             if run is None:
-                run = self.runs[run_dir] = Run(run_dir, found.roots[run_dir])
+                root = found.roots[run_dir]
+                run = self.runs[run_dir] = Run(run_dir, root)
+                if len(self.roots) > 1:  # several roots may hold runs of the same name
+                    run.name = os.path.join(os.path.basename(root.rstrip(os.sep)), run.name)
                 changed.add(run)
             if run.gone:
                 run.gone = False
