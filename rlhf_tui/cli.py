@@ -89,7 +89,7 @@ def run_headless(roots: list[str], args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from rlhf_tui.core.session import open_session
-    from rlhf_tui.report import build_report, render_json, render_markdown, write_new_file
+    from rlhf_tui.report import build_report, is_inside, render_json, render_markdown, write_new_file
 
     if not os.path.isdir(args.run_dir):
         print(f"rlhf-top report: not a directory: {args.run_dir}", file=sys.stderr)
@@ -105,6 +105,9 @@ def run_report(args: argparse.Namespace) -> int:
     text = json.dumps(render_json(report), indent=2) + "\n" if args.json else render_markdown(report)
     if args.output is None:
         sys.stdout.write(text)
+    elif any(is_inside(str(args.output.parent), r.path) for r in runs):
+        print(f"rlhf-top report: {args.output} is inside a run directory; rlhf-top never writes there", file=sys.stderr)
+        return EXIT_USAGE
     else:
         try:
             write_new_file(args.output, text, force=args.force)

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_tui.core.session import Session
+from rlhf_tui.core.text import one_line
 from rlhf_tui.core.summary import SEVERITY_ORDER, format_age, format_step, format_value, run_row
 
 SEVERITY_STYLES = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "ok": "green"}
@@ -38,20 +39,20 @@ def print_table(session: Session, color_system: str = "auto") -> None:
         style = SEVERITY_STYLES.get(row.severity, "")
         detail = row.top_finding or row.crash or ""
         table.add_row(
-            Text(row.name),
+            Text(one_line(row.name)),
             Text(row.trainer),
             Text(row.status, style=style),
             Text(format_step(row.step, row.max_steps)),
             *(Text(format_value(row.values[role])) for role in ("loss", "reward", "win_rate", "kl")),
             Text(format_age(row.age)),
-            Text(detail, style=style),
+            Text(one_line(detail), style=style),
         )
     if not table.rows:
         console.print(Text(f"no runs found under {', '.join(session.monitor.roots)}"))
     else:
         console.print(table)
     for note in session.notes:
-        console.print(Text(f"note: {note}", style="dim"))
+        console.print(Text(f"note: {one_line(note, 500)}", style="dim"))
 
 
 def print_json(session: Session) -> None:

@@ -561,6 +561,13 @@ def _json_value(value: Any) -> Any:
 # --- files ------------------------------------------------------------------------------------
 
 
+def is_inside(path: str, directory: str) -> bool:
+    """Whether `path` is `directory` or below it, symlinks resolved: reports never go into runs."""
+    path = os.path.realpath(path)
+    directory = os.path.realpath(directory)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
 def write_new_file(path: Path, text: str, force: bool = False) -> None:
     """Write `text` to `path`, never replacing an existing file unless `force`.
 

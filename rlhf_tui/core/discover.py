@@ -90,6 +90,13 @@ def owning_run(directory: str, kind: str, root: str) -> str:
     return directory
 
 
+def _leads_above_a_root(link: str, real_roots: tuple[str, ...]) -> bool:
+    """A link to `/`, `..` or a root itself would make the walk cover the roots again (or the
+    whole filesystem); a link elsewhere (a run kept on another disk) is followed."""
+    target = os.path.realpath(link)
+    return any(_inside(root, target) for root in real_roots)
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -97,12 +104,13 @@ def _inside(path: str, root: str) -> bool:
 def discover(roots: list[str], max_depth: int = DEFAULT_MAX_DEPTH) -> Found:
     found = Found()
     visited: set[tuple[int, int]] = set()
+    real_roots = tuple(os.path.realpath(root) for root in roots)
     for root in roots:
         root = os.path.abspath(root)
         if not os.path.isdir(root):
             found.notes.append(f"{root}: not a directory")
             continue
-        _walk(root, root, 0, max_depth, visited, found)
+        _walk(root, root, 0, max_depth, visited, found, real_roots)
     for run_dir, artefacts in list(found.runs.items()):
         if set(artefacts.values()) <= {"model_card"}:
             del found.runs[run_dir]
@@ -117,6 +125,7 @@ def _walk(
     max_depth: int,
     visited: set[tuple[int, int]],
     found: Found,
+    real_roots: tuple[str, ...],
 ) -> None:
     try:
         st = os.stat(directory)
@@ -143,8 +152,12 @@ def _walk(
         except OSError:
             continue
         if is_dir:
-            if entry.name not in SKIP_DIRS and not entry.name.startswith("."):
-                subdirs.append(entry.path)
+            if entry.name in SKIP_DIRS or entry.name.startswith("."):
+                continue
+            if entry.is_symlink() and _leads_above_a_root(entry.path, real_roots):
+                found.notes.append(f"{entry.path}: symlink to a root or above it, not followed")
+                continue
+            subdirs.append(entry.path)
             continue
         if not is_file:
             continue
@@ -159,4 +172,4 @@ def _walk(
     for subdir in sorted(subdirs):
         if os.path.exists(os.path.join(subdir, "pyvenv.cfg")):
             continue
-        _walk(subdir, root, depth + 1, max_depth, visited, found)
+        _walk(subdir, root, depth + 1, max_depth, visited, found, real_roots)

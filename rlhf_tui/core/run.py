@@ -41,6 +41,9 @@ MAX_NOTES = 100
 
 
 _BULK_MIN = 16
+_STEP_MIN, _STEP_MAX = -(2**62), 2**62  # steps are stored as int64; anything beyond is corrupt
+_INT_AS_FLOAT_MAX = 2**1023
+_INT_AS_FLOAT_MIN = -_INT_AS_FLOAT_MAX
 _STEP, _TIME, _VALUES, _PHASE = (itemgetter(i) for i in range(4))
 
 
@@ -75,6 +78,7 @@ class SourceData:
         """
         batch = _Batch()
         rewound_to = None
+        records = [r for r in records if _STEP_MIN <= r.step <= _STEP_MAX]
         count = len(records)
         if count < _BULK_MIN or not self._append_stretch(records, batch):
             i = 0
@@ -129,7 +133,7 @@ class SourceData:
             return False
         try:
             columns = [np.fromiter(map(itemgetter(key), values), np.float64, count) for key in keys]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, OverflowError):
             return False  # other keys, None, text or nested values: the careful way drops them
         self._flush(batch)
         for key, column in zip(keys, columns):
@@ -160,7 +164,7 @@ class SourceData:
         last_by_key = self._last_by_key
         for key, value in values.items():
             kind = type(value)
-            if kind is not float and kind is not int:
+            if kind is not float and (kind is not int or not _INT_AS_FLOAT_MIN <= value <= _INT_AS_FLOAT_MAX):
                 continue
             if prefix:
                 key = prefix + key
@@ -443,7 +447,7 @@ class Run:
         if not candidates:
             return
         newest = max(d.last_step for d in candidates)
-        tolerance = 2 + newest // 50
+        tolerance = 2 + max(newest, 0) // 50
         current = [d for d in candidates if d.last_step >= newest - tolerance]
         best = max(current, key=lambda d: SOURCE_RANK.get(d.kind, 0))
         if best.kind != self.primary:

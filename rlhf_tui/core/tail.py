@@ -36,19 +36,31 @@ class FileTail:
         self.identity: tuple[int, int] | None = None
         self.size = 0
         self.mtime = 0.0
+        self.lost = False
+
+    def _lose_track(self) -> None:
+        """The file went away: whatever appears at this path next is a new file (filesystems reuse
+        inode numbers at once, so the identity check alone would take it for the old one)."""
+        if self.identity is not None:
+            self.lost = True
 
     def read(self, budget: int) -> TailRead:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
+            self._lose_track()
             return TailRead(missing=True)
         except OSError as exc:
             return TailRead(error=f"cannot stat: {exc.strerror or exc}")
         if not _is_regular(st):
+            self._lose_track()
             return TailRead(error="not a regular file")
         result = TailRead()
         identity = _identity(st)
-        if self.identity is not None and (identity != self.identity or st.st_size < self.offset):
+        if self.lost or (
+            self.identity is not None and (identity != self.identity or st.st_size < self.offset)
+        ):
+            self.lost = False
             result.reset = True
             self.offset = 0
         self.identity = identity

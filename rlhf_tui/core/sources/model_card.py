@@ -21,7 +21,7 @@ def read_model_card(data: bytes, name: str = "README.md") -> Update:
         return update
     try:
         front = yaml.safe_load(text[3:end])
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         update.notes.append(f"{name}: front matter is not valid YAML")
         return update
     if not isinstance(front, dict):

@@ -1,0 +1,1 @@
+"""The Textual terminal UI: a thin view over the core (`rlhf_tui.core`), which never imports it."""

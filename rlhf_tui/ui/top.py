@@ -1,0 +1,260 @@
+"""The Textual application: screens, app-wide keys, and the hand-over from the reader thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import ActiveBinding, Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from rlhf_tui.report import build_report, is_inside, render_markdown, write_new_file
+from rlhf_tui.ui.live import Batch, LiveLoop, LoopSettings
+from rlhf_tui.ui.look import set_monochrome
+from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
+from rlhf_tui.ui.screens.home import HomeScreen
+from rlhf_tui.ui.screens.run_view import RunScreen
+from rlhf_tui.ui.snapshot import RunSnapshot
+
+AGE_SECONDS = 1.0
+
+
+class BatchWaiting(Message):
+    """The reader thread has changes for the UI (posted at most once until they are taken)."""
+
+
+def default_report_path(run_name: str, run_path: str, cwd: str, home: str) -> str:
+    """`./<run>-report.md` in the working directory, or in the home directory when the working
+    directory is inside the run (a report never goes into a run directory)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_name).strip("._") or "run"
+    filename = f"{safe}-report.md"
+    if not is_inside(cwd, run_path):
+        return f".{os.sep}{filename}"
+    return os.path.join(home, filename)
+
+
+class RlhfTop(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "rlhf-top"
+    BINDING_GROUP_TITLE = "everywhere"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("p", "pause", "Pause", tooltip="Stop (or resume) reading new data"),
+        Binding("r", "refresh", "Refresh", tooltip="Re-read every file and look for new runs now"),
+        Binding("e", "export", "Export", tooltip="Write the Markdown report of the run"),
+        Binding("c", "copy", "Copy", tooltip="Copy the traceback (or the run's path) to the clipboard"),
+    ]
+
+    def __init__(self, settings: LoopSettings) -> None:
+        super().__init__()
+        set_monochrome(self.no_color)
+        self.settings = settings
+        self.clock = settings.clock
+        self.loop = LiveLoop(settings, notify=lambda: self.post_message(BatchWaiting()))
+        self.snapshots: dict[str, RunSnapshot] = {}
+        self.loaded = False
+        self.paused = False
+        self.global_notes: list[str] = []
+        self.seen: dict[str, dict[str, int]] = {}  # run path -> {rule id: times fired} the user saw
+
+    def get_default_screen(self) -> Screen:
+        self.home = HomeScreen()
+        return self.home
+
+    def on_mount(self) -> None:
+        self._read()
+        self.set_interval(AGE_SECONDS, self._refresh_ages)
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # no SIGHUP here (Windows, or not the main thread)
+
+    def on_unmount(self) -> None:
+        self.loop.stop()
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def _hang_up(self) -> None:
+        """The terminal went away (SSH dropped): stop reading and leave quietly."""
+        self.loop.stop()
+        self.exit(0)
+
+    @work(thread=True, exit_on_error=False, name="reader")
+    def _read(self) -> None:
+        self.loop.run()
+
+    # --- the hand-over ----------------------------------------------------------------------
+
+    def on_batch_waiting(self, message: BatchWaiting) -> None:
+        self.apply(self.loop.take())
+
+    def apply(self, batch: Batch) -> None:
+        for error in batch.errors:
+            self.notify(error, title="rlhf-top", severity="error", timeout=15, markup=False)
+        if batch.notes is not None:
+            self.global_notes = batch.notes
+            if batch.notes and self.loaded:
+                self.notify("\n".join(batch.notes[:5]), title="Problems", severity="warning", timeout=10, markup=False)
+        crashed = []
+        for path, snapshot in batch.snapshots.items():
+            old = self.snapshots.get(path)
+            if not self.loaded:
+                self.seen[path] = snapshot.seen_state()
+            elif snapshot.lifecycle == "crashed" and (old is None or old.lifecycle != "crashed"):
+                crashed.append(snapshot)
+            self.snapshots[path] = snapshot
+        if batch.loaded and not self.loaded:
+            self.loaded = True
+            self._announce_loaded()
+        unseen = self.home.table.unseen
+        for path, snapshot in batch.snapshots.items():
+            if self.new_findings(snapshot):
+                unseen.add(path)
+            else:
+                unseen.discard(path)
+        self.home.apply(batch.snapshots.values())
+        for snapshot in crashed:
+            crash = snapshot.crash
+            why = crash.label if crash is not None else snapshot.status
+            self.notify(f"{snapshot.name}: {why}", title="Run crashed", severity="error", timeout=30, markup=False)
+        if isinstance(self.screen, RunScreen):
+            self.screen.runs_changed(set(batch.snapshots))
+
+    def _announce_loaded(self) -> None:
+        crashed = sum(1 for s in self.snapshots.values() if s.lifecycle == "crashed")
+        if not self.snapshots:
+            roots = ", ".join(self.settings.roots)
+            self.notify(f"No runs found under {roots} (yet): watching for new ones.", timeout=10, markup=False)
+        elif crashed:
+            self.notify(f"{crashed} crashed run(s): n jumps to each problem.", severity="warning", timeout=8, markup=False)
+
+    def new_findings(self, snapshot: RunSnapshot | None) -> set[str]:
+        if snapshot is None:
+            return set()
+        return snapshot.new_findings(self.seen.get(snapshot.path, {}))
+
+    def leave_run(self, old: str | None, new: str | None) -> None:
+        """The user looked at `old` and moved on: its findings are no longer news."""
+        if old is None or old == new or old not in self.snapshots:
+            return
+        self.seen[old] = self.snapshots[old].seen_state()
+        table = self.home.table
+        if old in table.unseen:
+            table.unseen.discard(old)
+            table.refresh_row(old)
+
+    def _refresh_ages(self) -> None:
+        if self.screen is self.home:
+            self.home.table.refresh_ages()
+
+    def open_runs(self, paths: list[str]) -> None:
+        self.push_screen(RunScreen(paths))
+
+    def _selected_run(self) -> str | None:
+        selected = getattr(self.screen, "selected_run_path", None)
+        return selected() if selected is not None else None
+
+    # --- app-wide actions -------------------------------------------------------------------
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.loop.set_paused(self.paused)
+        self.home.update_summary()
+        self.notify("Paused: no new data is read (p resumes)." if self.paused else "Resumed.", timeout=3, markup=False)
+
+    def action_refresh(self) -> None:
+        self.loop.refresh_now()
+        self.notify("Re-reading all runs…", timeout=2, markup=False)
+
+    def action_copy(self) -> None:
+        path = self._selected_run()
+        snapshot = self.snapshots.get(path) if path else None
+        if snapshot is None:
+            self.notify("No run selected.", severity="warning", timeout=3, markup=False)
+            return
+        if snapshot.crash is not None and snapshot.crash.traceback:
+            self.copy_to_clipboard(snapshot.crash.traceback)
+            lines = snapshot.crash.traceback.count("\n") + 1
+            self.notify(f"Traceback of {snapshot.name} copied ({lines} lines, via OSC 52).", timeout=4, markup=False)
+        else:
+            self.copy_to_clipboard(snapshot.path)
+            self.notify(f"Path of {snapshot.name} copied (via OSC 52).", timeout=4, markup=False)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self._binding_rows(self.screen.active_bindings.values()), self.global_notes))
+
+    def _binding_rows(self, bindings: Iterable[ActiveBinding]) -> list[tuple[str, str, str]]:
+        """(keys, what the action does, where it works), one row per action, from the live bindings."""
+        rows: dict[tuple[str, int], list] = {}
+        for active in bindings:
+            binding = active.binding
+            if not binding.description:
+                continue
+            display = binding.key_display or self.get_key_display(binding)
+            where = getattr(active.node, "BINDING_GROUP_TITLE", None) or type(active.node).__name__
+            row = rows.setdefault((binding.action, id(active.node)), [[], binding.tooltip or binding.description, where])
+            if display not in row[0]:
+                row[0].append(display)
+        listed = [(", ".join(keys), description, where) for keys, description, where in rows.values()]
+        return sorted(listed, key=lambda row: row[2] == self.BINDING_GROUP_TITLE)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if binding.description and binding.action not in ("quit", "command_palette"):
+                key = binding.key_display or binding.key.split(",")[0]
+                yield SystemCommand(
+                    binding.description,
+                    f"{binding.tooltip or binding.description} (key: {key})",
+                    partial(self.run_action, binding.action, active.node),
+                )
+
+    def action_export(self) -> None:
+        path = self._selected_run()
+        snapshot = self.snapshots.get(path) if path else None
+        if snapshot is None:
+            self.notify("No run selected.", severity="warning", timeout=3, markup=False)
+            return
+        default = default_report_path(snapshot.name, snapshot.path, os.getcwd(), os.path.expanduser("~"))
+        self.push_screen(ExportScreen(snapshot.name, default), partial(self._export_to, snapshot.path))
+
+    def _export_to(self, run_path: str, target: str | None, force: bool = False) -> None:
+        if target is None:
+            return
+        destination = Path(os.path.expanduser(target))
+        if any(is_inside(str(destination.parent), path) for path in self.snapshots):
+            self.notify("A report is never written inside a run directory: choose another place.", severity="error", markup=False)
+            return
+        with self.loop.lock:
+            run = self.loop.run_by_path(run_path)
+            text = render_markdown(build_report(run)) if run is not None else None
+        if text is None:
+            self.notify("That run is gone.", severity="error", markup=False)
+            return
+        try:
+            write_new_file(destination, text, force=force)
+        except FileExistsError:
+            question = f"{destination} exists. Overwrite it?"
+            self.push_screen(
+                ConfirmScreen(question),
+                lambda yes: self._export_to(run_path, target, force=True) if yes else self.notify("Not exported.", timeout=3),
+            )
+            return
+        except OSError as exc:
+            self.notify(f"Cannot write {destination}: {exc.strerror or exc}", severity="error", timeout=10, markup=False)
+            return
+        self.notify(f"Report written to {destination}", timeout=6, markup=False)

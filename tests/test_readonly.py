@@ -1,0 +1,118 @@
+"""Read-only guarantee: rlhf-top never changes anything under the roots it watches.
+
+Every file and directory under the roots is fingerprinted (type and mode, size, mtime, SHA-256 of
+the content) before and after a full TUI session that uses every feature, exports included (to a
+directory outside the roots, once more over the first report, and once at a path inside a run,
+which must be refused), and before and after each headless command. A directory's mtime changes
+when an entry is created or removed in it, so even a temporary file made and deleted is caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rlhf_tui.ui.live import LoopSettings
+from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
+from rlhf_tui.ui.screens.run_view import RunScreen
+from rlhf_tui.ui.top import RlhfTop
+from rlhf_tui.ui.widgets.runs_table import RunsTable
+
+REAL_RUNS = Path(__file__).parent / "fixtures" / "real_runs"
+
+
+def fingerprint(root: Path) -> dict[str, tuple]:
+    found = {}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in [".", *dirnames, *filenames]:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            digest = None
+            if stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+            found[os.path.relpath(path, root)] = (info.st_mode, info.st_size, info.st_mtime_ns, digest)
+    return found
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> Path:
+    """The four real TRL runs, a crashed one among them."""
+    target = tmp_path / "runs"
+    shutil.copytree(REAL_RUNS, target)
+    return target
+
+
+async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
+    """Let the app run until `condition()` holds (a liveness bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the app did not get there"
+        await pilot.pause(0.05)
+
+
+async def test_a_full_tui_session_changes_nothing_under_the_roots(roots, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    before = fingerprint(roots)
+    app = RlhfTop(LoopSettings(roots=[str(roots)], poll_seconds=0.2))
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.home.query_one(RunsTable)
+        await wait_for(pilot, lambda: app.loaded and len(table.order) == 4)
+        await pilot.press("j", "j", "j", "k", "down", "up", "end", "home", "G", "g", "pagedown", "pageup")
+        await pilot.press("s", "s", "S", "n", "n", "tab", "tab", "shift+tab")
+        await pilot.press("slash", *"dpo|grpo", "enter")
+        await pilot.press("escape")
+        await pilot.press("space", "j", "space", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("x", "l", "plus", "minus", "down", "x", "l", "escape")
+        await pilot.press("home", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("down", "down", "escape")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "p", "p", "r", "c")
+
+        await pilot.press("slash", *"dpo_crash", "enter", "c", "e")
+        assert isinstance(app.screen, ExportScreen)
+        await pilot.press("enter")
+        report = out / "dpo_crash-report.md"
+        await wait_for(pilot, report.exists)
+        await pilot.press("e", "enter")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await pilot.press("e")
+        app.screen.query_one("#export-path").value = str(roots / "dpo_crash" / "report.md")
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("escape", "ctrl+p")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause(0.5)  # a few more reader passes
+        await pilot.press("q")
+    assert fingerprint(roots) == before
+    assert sorted(p.name for p in out.iterdir()) == ["dpo_crash-report.md"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--once"], ["--json"], ["report", "dpo_crash"], ["report", "dpo_crash", "-o", "OUT"]],
+    ids=["once", "json", "report", "report-o"],
+)
+def test_headless_commands_change_nothing_under_the_roots(roots, tmp_path, args):
+    before = fingerprint(roots)
+    args = [str(roots / a) if a == "dpo_crash" else str(tmp_path / "report.md") if a == "OUT" else a for a in args]
+    if args[0] != "report":
+        args.append(str(roots))
+    result = subprocess.run([sys.executable, "-m", "rlhf_tui", *args], capture_output=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr.decode(errors="replace")
+    assert fingerprint(roots) == before
