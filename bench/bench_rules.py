@@ -17,33 +17,10 @@ import time
 
 import numpy as np
 
+from rlhf_tui.core.metrics import resolve_roles
 from rlhf_tui.core.series import Series
 from rlhf_tui.rules import Diagnostics, load_rules
 from rlhf_tui.simulate import simulate
-
-ROLE_KEYS = {
-    "loss": ("loss",),
-    "reward": ("reward", "objective/scores"),
-    "reward_std": ("reward_std",),
-    "win_rate": ("rewards/accuracies",),
-    "margin": ("rewards/margins",),
-    "chosen_reward": ("rewards/chosen",),
-    "rejected_reward": ("rewards/rejected",),
-    "kl": ("kl", "objective/kl"),
-    "entropy": ("entropy", "policy/entropy_avg"),
-    "grad_norm": ("grad_norm",),
-    "learning_rate": ("learning_rate", "lr"),
-    "clip_ratio": ("clip_ratio/region_mean", "policy/clipfrac_avg"),
-    "completion_length": ("completions/mean_length",),
-    "clipped_ratio": ("completions/clipped_ratio",),
-    "frac_reward_zero_std": ("frac_reward_zero_std",),
-    "value_loss": ("loss/value_avg",),
-    "policy_loss": ("loss/policy_avg",),
-    "approx_kl": ("policy/approxkl_avg",),
-    "is_ratio": ("sampling/importance_sampling_ratio/mean", "val/ratio"),
-    "step_time": ("step_time",),
-}
-
 
 class BenchRun:
     """The run protocol the engine reads, filled straight from numpy columns."""
@@ -73,11 +50,8 @@ def columns_of(trainer: str, steps: int) -> tuple[dict[str, np.ndarray], np.ndar
     """Role columns of a simulated healthy run, tiled (with fresh noise) to `steps` points."""
     sim = simulate(trainer, "healthy", 1000, seed=1)
     train = [r for r in sim.records if r.phase == "train"]
-    columns = {}
-    for role, keys in ROLE_KEYS.items():
-        key = next((k for k in keys if k in train[0].values), None)
-        if key is not None:
-            columns[role] = np.array([r.values[key] for r in train])
+    roles = resolve_roles(trainer, train[0].values.keys())
+    columns = {role: np.array([r.values[key] for r in train]) for role, key in roles.items()}
     seconds = np.diff([r.time for r in train], prepend=train[0].time - 1.0)
     reps = -(-steps // len(train))
     rng = np.random.default_rng(0)
