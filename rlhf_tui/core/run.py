@@ -239,6 +239,8 @@ class Run:
         self.changed_at = time.monotonic()
         self.version = 0  # bumps on every change a view may want to redraw
         self.process_alive: bool | None = None
+        self._interval_key: tuple[str | None, int] | None = None
+        self._interval: float | None = None
         self.diagnostics: Any = None
         self.findings: list[Any] = []
         self.status: Any = None
@@ -318,8 +320,16 @@ class Run:
         return any(f.finished for f in self.files.values())
 
     def step_interval(self) -> float | None:
-        """Median seconds per logged step over the recent past."""
+        """Median seconds per logged step over the recent past (cached until new steps arrive)."""
         times = self.times
+        key = (self.primary, len(times))
+        if key != self._interval_key:
+            self._interval_key = key
+            self._interval = self._median_interval(times)
+        return self._interval
+
+    @staticmethod
+    def _median_interval(times: Series) -> float | None:
         if len(times) < 3:
             return None
         recent = times.values[-50:]

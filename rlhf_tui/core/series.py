@@ -45,6 +45,8 @@ class Series:
 
     def last_finite(self) -> float | None:
         values = self.values
+        if self._size and math.isfinite(values[-1]):
+            return float(values[-1])
         finite = np.flatnonzero(np.isfinite(values))
         return float(values[finite[-1]]) if finite.size else None
 
