@@ -230,7 +230,9 @@ class Monitor:
                     other.follower.offset = 0
                     other.reader = STREAM_READERS[other.kind][1](os.path.basename(other.path))
                     self._pending.add(other.path)
-        run.primary = None if run.primary == file.logical else run.primary
+        if run.primary == file.logical:
+            run.primary = None
+            run.choose_primary()
 
     # --- liveness --------------------------------------------------------------------------
 

@@ -438,7 +438,7 @@ class Run:
             elif file_time is not None:
                 self._newest_file_time = max(file_time, self._newest_file_time or file_time)
             self._clear_crashes_before(data.last_step)
-        self._choose_primary()
+        self.choose_primary()
         return bool(update.records) or update.replace
 
     def _clear_crashes_before(self, step: int | None) -> None:
@@ -451,7 +451,7 @@ class Run:
                 if file.logical is not None:
                     file.crash = None
 
-    def _choose_primary(self) -> None:
+    def choose_primary(self) -> None:
         """The highest-ranked source that is current (within a small lag of the newest step)."""
         candidates = [d for d in self.data.values() if d.last_step is not None]
         if not candidates:
@@ -492,7 +492,7 @@ class Run:
             self._resolved_keys = -1
         self.facts = facts
         if self.primary:
-            self._choose_primary()
+            self.choose_primary()
 
     def check_process(self) -> None:
         """Is the training process still alive? Only answerable on the host that ran it."""
