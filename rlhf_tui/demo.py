@@ -115,6 +115,13 @@ class AppendedFile:
         self._file.close()
 
 
+def write_footer(metrics: AppendedFile, run_id: str, step: int, now: float) -> None:
+    """The last line of a `metrics.jsonl` whose run completed (PTT's and our callback's alike)."""
+    metrics.write_json_line(
+        {"type": "footer", "run_id": run_id, "status": "completed", "total_steps": step, "timestamp": iso_time(now)}
+    )
+
+
 def replace_file(path: str, text: str) -> None:
     """Replace a file in one step, so a reader never sees half of it."""
     directory, name = os.path.split(path)
@@ -294,15 +301,7 @@ class PttFiles:
         self._metrics.write_json_line(
             {"step": step, "timestamp": iso_time(now), "metrics": {loss_name: round(average_loss, 6)}}
         )
-        self._metrics.write_json_line(
-            {
-                "type": "footer",
-                "run_id": self._run_id,
-                "status": "completed",
-                "total_steps": step,
-                "timestamp": iso_time(now),
-            }
-        )
+        write_footer(self._metrics, self._run_id, step, now)
         self._metadata.update(end_time=iso_time(now), status="completed", total_steps=step)
         self._write_metadata("run_metadata.json", "run_metadata_final.json")
 
@@ -381,15 +380,7 @@ class RunLoggerFiles:
 
     def finish(self, step: int, now: float, summary: dict[str, float]) -> None:
         self._metrics.write_json_line({"type": "summary", "timestamp": iso_time(now), "metrics": summary})
-        self._metrics.write_json_line(
-            {
-                "type": "footer",
-                "run_id": self._run_id,
-                "status": "completed",
-                "total_steps": step,
-                "timestamp": iso_time(now),
-            }
-        )
+        write_footer(self._metrics, self._run_id, step, now)
         self._metadata.update(status="completed", end_time=iso_time(now))
         self._write_metadata()
 

@@ -9,7 +9,6 @@ evidence (finished, crashed) are merged from all sources.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -523,7 +522,3 @@ _CRASH_SPECIFICITY = {"exception": 0, "killed": 1}
 
 def _crash_weight(crash: Crash) -> tuple[int, int]:
     return (_CRASH_SPECIFICITY.get(crash.reason, 2), 1 if crash.traceback else 0)
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
