@@ -180,6 +180,7 @@ class _Sim:
             decay = 0.5 * (1.0 + np.cos(np.pi * frac))
         else:
             decay = np.ones_like(t)
+        peak = float(f"{peak:.3g}")  # as a person writes it in the training arguments
         lr = peak * rise * decay
         self.config.update(learning_rate=peak, lr_scheduler_type=kind, warmup_ratio=warmup_ratio)
         self.peak_lr = peak
@@ -243,17 +244,17 @@ class _Sim:
         if "step_time" in self.keys:
             self.keys["step_time"] = seconds.copy()
         seconds[np.isin(self.t, self.eval_steps)] += self.rng.uniform(2.0, 10.0) * self.step_seconds
-        times = 1.76e9 + self.seed * 1e5 + np.cumsum(seconds)
+        times = 1.76e9 + self.seed * 1e5 + np.cumsum(np.round(seconds, 3))
 
         keys = sorted(self.keys)
-        table = np.column_stack([np.asarray(self.keys[k], dtype=np.float64) for k in keys]).tolist()
+        table = logged_precision(np.column_stack([self.keys[k] for k in keys])).tolist()
         records = [
             Record(int(step), float(time), dict(zip(keys, row)))
             for step, time, row in zip(self.t.tolist(), times.tolist(), table)
         ]
         if len(self.eval_steps):
             eval_keys = sorted(self.evals)
-            eval_table = np.column_stack([self.evals[k] for k in eval_keys]).tolist()
+            eval_table = logged_precision(np.column_stack([self.evals[k] for k in eval_keys])).tolist()
             evals = {
                 int(step): Record(int(step), float(times[step - 1] + 1.0), dict(zip(eval_keys, row)), "eval")
                 for step, row in zip(self.eval_steps.tolist(), eval_table)
@@ -261,6 +262,16 @@ class _Sim:
             records = [r for record in records for r in (record, evals.get(record.step)) if r is not None]
         self.facts["config"] = dict(self.config)
         return SimulatedRun(self.trainer, self.scenario, self.seed, self.onset, records, self.facts)
+
+
+def logged_precision(values: np.ndarray) -> np.ndarray:
+    """Metric values as a trainer logs them: the float32 of a tensor's `.item()`.
+
+    This also makes a simulated run the same bytes on every machine: numpy's vectorised exp, log and
+    cos differ in the last bit between CPUs (AVX-512 and AVX2 kernels), and float32 rounds that away;
+    whole milliseconds do the same for the clock.
+    """
+    return np.asarray(values, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import sys
 from datetime import datetime, timezone
 
 from rlhf_tui.core.records import Record
+from rlhf_tui.simulate import logged_precision
 from rlhf_tui.demo import (
     CHECKPOINTS,
     CONSOLE,
@@ -112,26 +113,22 @@ def report_example_plan() -> RunPlan:
         margin = 0.0 if step == 1 else (win_rate - 0.5 + noise.gauss(0, 0.1)) * 4e-5
         chosen = 0.0 if step == 1 else margin * 0.6 + noise.gauss(0, 5e-6)
         logps_chosen = noise.uniform(-170, -80)
-        records.append(
-            Record(
-                step,
-                first_step + (step - 1) * 0.046 + noise.uniform(-0.004, 0.004),
-                {
-                    "loss": math.log1p(math.exp(-margin)),
-                    "grad_norm": noise.uniform(20, 60),
-                    "learning_rate": 5e-7 * (1 - (step - 1) / 30),
-                    "rewards/chosen": chosen,
-                    "rewards/rejected": chosen - margin,
-                    "rewards/accuracies": win_rate,
-                    "rewards/margins": margin,
-                    "logps/chosen": logps_chosen + chosen / beta,
-                    "logps/rejected": logps_chosen + noise.uniform(30, 110) + (chosen - margin) / beta,
-                    "logits/chosen": noise.uniform(-1.5, -0.5),
-                    "logits/rejected": noise.uniform(-1.5, -0.5),
-                    "epoch": round(step / 30, 6),
-                },
-            )
-        )
+        values = {
+            "loss": math.log1p(math.exp(-margin)),
+            "grad_norm": noise.uniform(20, 60),
+            "learning_rate": 5e-7 * (1 - (step - 1) / 30),
+            "rewards/chosen": chosen,
+            "rewards/rejected": chosen - margin,
+            "rewards/accuracies": win_rate,
+            "rewards/margins": margin,
+            "logps/chosen": logps_chosen + chosen / beta,
+            "logps/rejected": logps_chosen + noise.uniform(30, 110) + (chosen - margin) / beta,
+            "logits/chosen": noise.uniform(-1.5, -0.5),
+            "logits/rejected": noise.uniform(-1.5, -0.5),
+            "epoch": round(step / 30, 6),
+        }
+        logged = dict(zip(values, logged_precision(list(values.values())).tolist()))
+        records.append(Record(step, first_step + (step - 1) * 0.046 + noise.uniform(-0.004, 0.004), logged))
     config = {
         "max_steps": -1,  # trained by epochs, so the arguments give no step count
         "num_train_epochs": 1,

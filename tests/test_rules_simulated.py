@@ -52,6 +52,7 @@ def test_each_failure_is_flagged(trainer, scenario):
 def test_a_preference_run_starting_at_its_no_signal_loss_is_not_flagged_early(trainer):
     for seed in range(20):
         run = simulate(trainer, "healthy", 60, seed)
-        assert abs(run.records[0].values["loss"] - {"dpo": 0.6931471805599453, "kto": 0.5}[trainer]) < 1e-9 or (
-            run.facts["loss_type"] in ("ipo", "hinge"))
+        no_signal = {"dpo": 0.6931471805599453, "kto": 0.5}[trainer]
+        # logged as float32, as a trainer logs a tensor
+        assert abs(run.records[0].values["loss"] - no_signal) < 1e-6 or run.facts["loss_type"] in ("ipo", "hinge")
         assert not [f for f in diagnose(trainer, run.records, run.facts).findings if f.severity != "low"]
