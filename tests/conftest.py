@@ -2,6 +2,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+from search import IN_CI, examples
+
+settings.register_profile(
+    "rlhf-top",
+    derandomize=IN_CI,
+    database=None if IN_CI else settings.default.database,
+    max_examples=examples(100),
+    deadline=None,  # a loaded CI machine must not turn a slow example into a failure
+    print_blob=True,
+)
+settings.load_profile("rlhf-top")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_RUNS = FIXTURES / "real_runs"

@@ -8,19 +8,21 @@ files never takes the monitor down; and any condition text gives a parsed rule o
 duplicated, or replaced by tokens known to be nasty: NaN, huge integers, ANSI escapes, torn UTF-8,
 deep nesting, tracebacks, progress bars).
 
-About 20 s in CI; for a longer run raise the examples per test: `FUZZ_EXAMPLES=5000 pytest tests/test_fuzz.py`.
+About 20 s in CI; for a wider, randomized search raise the examples per test (tests/search.py):
+`SEARCH_SCALE=30 python -m pytest tests/test_fuzz.py`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import struct
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from search import examples
 
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.records import Record, Update
@@ -32,10 +34,10 @@ from rlhf_tui.core.sources.tensorboard import TensorBoardReader, masked_crc32c
 from rlhf_tui.core.sources.trainer_state import read_trainer_state
 from rlhf_tui.rules.language import ConditionError, compile_expression, compile_template, parse
 
-REAL = Path(__file__).parent / "fixtures" / "real_runs"
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+FIXTURES = Path(__file__).parent / "fixtures"
+REAL = FIXTURES / "real_runs"
 FUZZ = settings(
-    max_examples=EXAMPLES,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -285,10 +287,28 @@ def test_stream_readers_give_the_same_series_however_the_bytes_are_split(data):
     factory, files = STREAM_READERS[name]
     stream = data.draw(st.one_of(mutated(files), STRUCTURED[name]), label="bytes")
     cuts = data.draw(st.lists(st.integers(0, len(stream)), min_size=1, max_size=8), label="cuts")
+    assert_split_invariant(factory, stream, cuts)
+
+
+def assert_split_invariant(factory, stream: bytes, cuts: list[int]) -> None:
     whole = [factory("f").feed(stream)]
     reader = factory("f")
     split = [reader.feed(piece) for piece in pieces(stream, cuts)]
     assert series_of(split) == series_of(whole)
+
+
+# Inputs the search above once found failing, kept so that every run tries them: (reader, file, cuts).
+FOUND = [
+    # A mutated events file with step 1's loss record at both ends, cut after the first copy: the
+    # reader merged the two copies when read at once and gave two points when split.
+    ("tensorboard", "tensorboard_duplicated_event.tfevents", [48]),
+]
+
+
+@pytest.mark.parametrize(("name", "file", "cuts"), FOUND)
+def test_inputs_the_search_once_found_stay_fixed(name, file, cuts):
+    factory, _ = STREAM_READERS[name]
+    assert_split_invariant(factory, (FIXTURES / "fuzz" / file).read_bytes(), cuts)
 
 
 DEEP_FRONT_MATTER = b"---\ntags: " + b"[" * 5000 + b"]" * 5000 + b"\n---\n"
@@ -336,7 +356,7 @@ def run_directory_contents():
     return names.flatmap(lambda chosen: st.tuples(*(any_input(*RUN_FILES[n]).map(lambda b, n=n: (n, b)) for n in chosen)))
 
 
-@settings(FUZZ, max_examples=max(10, EXAMPLES // 3))
+@settings(FUZZ, max_examples=examples(50))
 @given(run_directory_contents())
 @example((("log.jsonl", HUGE_STEPS),))
 @example((("log.jsonl", HUGE_VALUES),))

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from search import examples
 from markdown_it import MarkdownIt
 
 from rlhf_tui.cli import main
@@ -399,7 +400,7 @@ def test_hostile_run_text_cannot_change_the_document_structure(tmp_path):
 MARKDOWN_ALPHABET = st.text(st.sampled_from(list("`*_#<>|[]()!&;~\\-+=.1 \n\r\tab\x1b")), max_size=40)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=MARKDOWN_ALPHABET.filter(lambda n: "/" not in n and n.strip(" .") != ""),
     message=MARKDOWN_ALPHABET,

@@ -4,7 +4,6 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
 
 from rlhf_tui.rules import SEVERITIES, load_rules
 from rlhf_tui.rules.catalog import compile_rule

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from search import examples
 
 from rlhf_tui.core.records import Record
 from rlhf_tui.rules import Diagnostics, Rule
@@ -182,7 +183,7 @@ def test_a_large_backlog_in_chunks_equals_step_by_step_feeding():
 CASES = [(trainer, scenario) for trainer, scenarios in SCENARIOS.items() for scenario in scenarios]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     case=st.sampled_from(CASES),
     seed=st.integers(0, 10_000),

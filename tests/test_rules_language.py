@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from search import examples
 
 from rlhf_tui.rules.language import (
     ConditionError,
@@ -249,7 +250,7 @@ WORDS = ["loss", "kl", "step", "points", "progress", "beta", "ln2", "mean", "min
          "*", "/", "0", "1", "3", "2.5", "1e400"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=16), st.integers(1, 30), st.integers(0, 2**32 - 1))
 def test_whatever_compiles_evaluates_on_hostile_data(words, n, seed):
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from search import examples
 
 from rlhf_tui.core.records import CRASH_REASONS, Update
 from rlhf_tui.core.sources.console_log import MAX_NOTES, MAX_SEGMENT_BYTES, ConsoleLogReader
@@ -463,7 +464,7 @@ SPLIT_FIXTURES = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*.
 JUNK = b"\xff\xfe\x00\x00binary\x80\x81\r\x1b[31;1mred\x1b[0m\n{'loss': 'broken\n"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     data=st.data(),
     fixture=st.sampled_from(SPLIT_FIXTURES),
@@ -483,7 +484,7 @@ def test_any_split_reads_the_same_as_the_whole(data, fixture, junk):
     assert split_reader.crash == whole_reader.crash
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(chunks=st.lists(st.binary(max_size=300), max_size=8))
 def test_arbitrary_bytes_never_raise(chunks):
     reader = ConsoleLogReader()

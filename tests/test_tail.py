@@ -2,6 +2,7 @@ import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from search import examples
 
 from rlhf_tui.core.sources.jsonl import JsonlReader
 from rlhf_tui.core.sources.lines import LineBuffer
@@ -101,7 +102,7 @@ def read_whole(stream):
     return [(r.step, sorted(r.values.items())) for r in update.records], update.notes
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
 def test_any_split_of_the_stream_gives_the_same_records(cuts):
     """Appending the stream in any pieces, through the real tailer, yields exactly its records."""

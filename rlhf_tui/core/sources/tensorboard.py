@@ -91,7 +91,8 @@ class TensorBoardReader:
     record; a tag with any other prefix, or none, is kept whole as a train key. Consecutive events
     of one step and phase are grouped into one Record, but a feed ends with what it has: when a
     step's events straddle two feeds, that step comes out as two records with the same step and
-    phase, which the run model merges. The end-of-run summary keys go to `facts["summary"]` and
+    phase, which the run model merges. A scalar that comes again for the step it already has (a
+    duplicated record) keeps its first value, wherever the feeds were cut. The end-of-run summary keys go to `facts["summary"]` and
     mark the run finished. The training args text summary gives `config`, `max_steps` and
     `logging_steps`.
 
@@ -108,6 +109,8 @@ class TensorBoardReader:
         self._skipping = 0  # bytes of an oversized record still to be dropped
         self._resyncing = False
         self._open: Record | None = None
+        self._current: tuple[int, str] | None = None  # (step, phase) of the latest scalar, across feeds
+        self._current_keys: set[str] = set()
         self._summary: dict[str, float] = {}
         self._notes_made = 0
 
@@ -198,11 +201,16 @@ class TensorBoardReader:
             update.facts["summary"] = dict(self._summary)
             update.finished = True
             return
-        record = self._open
-        if record is None or record.step != step or record.phase != phase:
+        if (step, phase) != self._current:
             self._flush(update)
-            record = self._open = Record(step, time, {}, phase)
-        record.values[key] = value
+            self._current = (step, phase)
+            self._current_keys = set()
+        if key in self._current_keys:
+            return
+        self._current_keys.add(key)
+        if self._open is None:
+            self._open = Record(step, time, {}, phase)
+        self._open.values[key] = value
 
     def _flush(self, update: Update) -> None:
         if self._open is not None:
