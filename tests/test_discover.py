@@ -69,3 +69,48 @@ def test_unreadable_directory_is_a_note(tmp_path):
 
 def test_missing_root_is_a_note(tmp_path):
     assert discover([str(tmp_path / "nope")]).notes
+
+
+def runs_of(root):
+    found = discover([str(root)])
+    return {os.path.relpath(run_dir, root): sorted(os.path.relpath(p, root) for p in files) for run_dir, files in found.runs.items()}
+
+
+def test_a_log_teed_beside_its_run_directory_belongs_to_that_run(tmp_path):
+    touch(tmp_path / "dpo_live/checkpoint-5/trainer_state.json")
+    touch(tmp_path / "dpo_live.log")
+    touch(tmp_path / "sft/train.log")
+    touch(tmp_path / "sft.out")
+    touch(tmp_path / "grpo/runs/Nov26_vm/events.out.tfevents.1.vm")
+    touch(tmp_path / "grpo.txt")  # `python train.py > grpo.txt`
+    touch(tmp_path / "notes.txt")  # not beside a run of that name: not a log
+    assert runs_of(tmp_path) == {
+        "dpo_live": ["dpo_live.log", "dpo_live/checkpoint-5/trainer_state.json"],
+        "grpo": ["grpo.txt", "grpo/runs/Nov26_vm/events.out.tfevents.1.vm"],
+        "sft": ["sft.out", "sft/train.log"],
+    }
+
+
+def test_a_log_among_runs_is_a_run_named_after_the_file_never_after_its_folder(tmp_path):
+    touch(tmp_path / "exp/ptt/metrics.jsonl")
+    touch(tmp_path / "nohup.out")
+    touch(tmp_path / "sweep/a/train.log")
+    touch(tmp_path / "sweep/b.log")
+    assert runs_of(tmp_path) == {
+        "exp": ["exp/ptt/metrics.jsonl"],
+        "nohup": ["nohup.out"],
+        "sweep/a": ["sweep/a/train.log"],
+        "sweep/b": ["sweep/b.log"],
+    }
+
+
+def test_logs_of_a_run_directory_or_a_folder_of_logs_stay_with_it(tmp_path):
+    touch(tmp_path / "exp/train.log")
+    touch(tmp_path / "exp/runs/Nov26_vm/events.out.tfevents.1.vm")
+    touch(tmp_path / "job/slurm-7.out")
+    touch(tmp_path / "job/slurm-7.err")
+    assert runs_of(tmp_path) == {
+        "exp": ["exp/runs/Nov26_vm/events.out.tfevents.1.vm", "exp/train.log"],
+        "job": ["job/slurm-7.err", "job/slurm-7.out"],
+    }
+    assert runs_of(tmp_path / "exp") == {".": ["runs/Nov26_vm/events.out.tfevents.1.vm", "train.log"]}

@@ -44,6 +44,21 @@ def test_real_runs_merge_into_four_runs(real_runs):
     assert crash.last_step == 11 and "Traceback" in crash.traceback
 
 
+def test_a_log_teed_beside_a_run_is_part_of_it_not_a_run_named_after_the_root(real_runs):
+    """`python train.py | tee runs/dpo_crash.log` while runs/dpo_crash/ holds the run's files."""
+    os.rename(real_runs / "dpo_crash" / "train.log", real_runs / "dpo_crash.log")
+    monitor = Monitor([str(real_runs)])
+    monitor.scan()
+    monitor.catch_up()
+    runs = by_name(monitor)
+    assert sorted(runs) == ["dpo_crash", "dpo_stuck", "grpo_small", "sft_small"]
+    run = runs["dpo_crash"]
+    assert str(real_runs / "dpo_crash.log") in run.files
+    steps = run.role("loss").steps.tolist()
+    assert steps == list(range(1, 12))
+    assert run.crash.traceback is not None
+
+
 def test_appended_lines_new_runs_and_deleted_runs(tmp_path):
     log = tmp_path / "a" / "metrics.jsonl"
     append(log, ptt_line(0, 0, "dpo") + ptt_line(1, 0.69))

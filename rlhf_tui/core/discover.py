@@ -4,7 +4,9 @@ A directory is a run when it holds an artefact: `metrics.jsonl`, `postmortem.jso
 `run_metadata*.json`, `trainer_state.json` (also in `checkpoint-N/`), TensorBoard event files,
 console logs (`*.log`, `*.out`) or another `*.jsonl`. Artefacts kept in a run's own
 sub-folders belong to the run above them: `ptt/` (PTT's `run_dir`), `checkpoint-N/`, and
-`runs/<launch>/` (transformers' TensorBoard dir), as long as that run is inside the root.
+`runs/<launch>/` (transformers' TensorBoard dir), as long as that run is inside the root. A console
+log beside a run directory of the same name (`runs/NAME.log` next to `runs/NAME/`) belongs to that
+run, and a log among other runs is a run of its own (see `_log_owner`).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def _walk(
         found.notes.append(f"{directory}: cannot list ({exc.strerror or exc})")
         return
     subdirs = []
-    in_checkpoint = checkpoint_number(os.path.basename(directory)) is not None
+    files = []
     for entry in entries:
         try:
             is_dir = entry.is_dir()
@@ -158,18 +160,51 @@ def _walk(
                 found.notes.append(f"{entry.path}: symlink to a root or above it, not followed")
                 continue
             subdirs.append(entry.path)
-            continue
-        if not is_file:
-            continue
+        elif is_file:
+            files.append(entry)
+    in_checkpoint = checkpoint_number(os.path.basename(directory)) is not None
+    run_dirs_beside = {os.path.basename(path) for path in subdirs if _may_be_a_run(os.path.basename(path))}
+    logs = []
+    for entry in files:
         kind = classify(entry.name)
+        stem, extension = os.path.splitext(entry.name)
+        if kind is None and extension == ".txt" and stem in run_dirs_beside:
+            kind = "console"  # `python train.py > NAME.txt` beside its output dir NAME/
         if kind is None or (in_checkpoint and kind != "trainer_state"):
+            continue
+        if kind == "console":
+            logs.append((entry.path, stem))
             continue
         run_dir = owning_run(directory, kind, root)
         found.runs.setdefault(run_dir, {})[entry.path] = kind
         found.roots.setdefault(run_dir, root)
-    if in_checkpoint or depth >= max_depth:
-        return
-    for subdir in sorted(subdirs):
-        if os.path.exists(os.path.join(subdir, "pyvenv.cfg")):
-            continue
-        _walk(subdir, root, depth + 1, max_depth, visited, found, real_roots)
+    known_before = len(found.runs)
+    if not in_checkpoint and depth < max_depth:
+        for subdir in sorted(subdirs):
+            if os.path.exists(os.path.join(subdir, "pyvenv.cfg")):
+                continue
+            _walk(subdir, root, depth + 1, max_depth, visited, found, real_roots)
+    if logs:
+        runs_below = any(run_dir != directory for run_dir in list(found.runs)[known_before:])
+        for path, stem in logs:
+            run_dir = _log_owner(directory, stem, run_dirs_beside, runs_below, found)
+            found.runs.setdefault(run_dir, {})[path] = "console"
+            found.roots.setdefault(run_dir, root)
+
+
+def _may_be_a_run(name: str) -> bool:
+    """A sub-folder that is a run of its own, not one of its parent run's artefact folders."""
+    return name not in ARTEFACT_SUBDIRS and name not in TENSORBOARD_PARENTS and checkpoint_number(name) is None
+
+
+def _log_owner(directory: str, stem: str, run_dirs_beside: set[str], runs_below: bool, found: Found) -> str:
+    """The run a console log `directory/<stem>.<ext>` belongs to.
+
+    `tee runs/NAME.log` beside the output dir `runs/NAME/` is that run's log; a log among other runs,
+    in a folder that is not a run itself, is a run of its own named after the file (the folder is
+    not a run); anywhere else (a run dir's `train.log`, a folder of one job's logs) it is the
+    folder's log.
+    """
+    if stem in run_dirs_beside or (runs_below and directory not in found.runs):
+        return os.path.join(directory, stem)
+    return directory
