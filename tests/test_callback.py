@@ -22,7 +22,7 @@ pytest.importorskip("transformers")
 from transformers import TrainerControl, TrainerState, TrainingArguments  # noqa: E402
 from transformers.trainer_callback import CallbackHandler  # noqa: E402
 
-from rlhf_tui.integrations.trl import TRAINER_TYPE_BY_CONFIG_CLASS, RunLogger, trainer_type_of  # noqa: E402
+from rlhf_tui.integrations.trl import RunLogger, trainer_type_of  # noqa: E402
 
 DPOConfig = type("DPOConfig", (TrainingArguments,), {})
 
@@ -64,7 +64,23 @@ def crash_handlers_are_restored():
     assert after == before
 
 
-@pytest.mark.parametrize(("class_name", "trainer_type"), sorted(TRAINER_TYPE_BY_CONFIG_CLASS.items()))
+CONFIG_CLASSES = {
+    "DPOConfig": "dpo",
+    "GRPOConfig": "grpo",
+    "SFTConfig": "sft",
+    "KTOConfig": "kto",
+    "ORPOConfig": "orpo",
+    "CPOConfig": "cpo",
+    "RLOOConfig": "rloo",
+    "PPOConfig": "ppo",
+    "OnlineDPOConfig": "online_dpo",
+    "RewardConfig": "reward",
+    "GKDConfig": "gkd",
+    "AsyncGRPOConfig": "async_grpo",
+}
+
+
+@pytest.mark.parametrize(("class_name", "trainer_type"), sorted(CONFIG_CLASSES.items()))
 def test_trainer_type_comes_from_the_config_class_and_its_subclasses(tmp_path, class_name, trainer_type):
     config_class = type(class_name, (TrainingArguments,), {})
     subclass = type("MyTeamConfig", (config_class,), {})

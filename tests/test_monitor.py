@@ -164,3 +164,35 @@ def test_change_feed_reports_appends_quickly(tmp_path):
     assert str(log) in paths
     monitor.poll(paths)
     assert by_name(monitor)["run"].last_step == 1
+
+
+RLOO_KEYS = {"loss": 0.1, "reward": 0.5, "reward_std": 0.2, "frac_reward_zero_std": 0.0, "kl": 0.01}
+
+
+def rloo_run(directory, header_trainer: str) -> None:
+    (directory / "ptt").mkdir(parents=True)
+    lines = [{"type": "header", "trainer_type": header_trainer}]
+    lines += [{"step": step, "timestamp": "2026-11-26T01:00:00+00:00", "metrics": RLOO_KEYS} for step in (1, 2, 3)]
+    (directory / "ptt" / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def trainer_shown(root) -> tuple[str, str]:
+    monitor = Monitor([str(root)])
+    monitor.scan()
+    monitor.catch_up()
+    (run,) = monitor.visible_runs()
+    return run.trainer, run.trainer_label
+
+
+def test_an_rloo_run_that_ptt_calls_unknown_is_rloo_by_its_model_card(tmp_path):
+    rloo_run(tmp_path / "run", "unknown")
+    assert trainer_shown(tmp_path) == ("grpo", "GRPO")  # its keys alone are GRPO's
+    (tmp_path / "run" / "README.md").write_text("---\ntags:\n- generated_from_trainer\n- trl\n- rloo\n---\n")
+    assert trainer_shown(tmp_path) == ("rloo", "RLOO")
+
+
+def test_an_rloo_run_is_rloo_by_its_training_arguments(tmp_path):
+    rloo_run(tmp_path / "run", "unknown")
+    arguments = {"max_steps": 3, "num_generations": 4, "normalize_advantages": False, "beta": 0.05}
+    (tmp_path / "run" / "ptt" / "run_metadata.json").write_text(json.dumps({"trainer_type": "unknown", "config": {"training_args": arguments}}))
+    assert trainer_shown(tmp_path) == ("rloo", "RLOO")

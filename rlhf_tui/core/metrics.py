@@ -9,62 +9,133 @@ suffixes: `<alias>_mean` is accepted for `<alias>`.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
-TRAINER_LABELS = {
-    "dpo": "DPO",
-    "ipo": "IPO",
-    "cpo": "CPO",
-    "orpo": "ORPO",
-    "kto": "KTO",
-    "grpo": "GRPO",
-    "rloo": "RLOO",
-    "ppo": "PPO",
-    "online_dpo": "Online DPO",
-    "sft": "SFT",
-    "reward": "Reward model",
-    "unknown": "unknown",
+@dataclass(frozen=True)
+class TrainerKind:
+    """label: how a person names it. family: whose alias table names its metrics. rules_as: the
+    trainer whose diagnostic rules apply, for variants that log and fail like it (None: itself)."""
+
+    label: str
+    family: str
+    rules_as: str | None = None
+
+
+# Every trainer TRL has or had (trl, trl.experimental), plus IPO, which TRL runs as a DPO loss type.
+TRAINER_KINDS = {
+    "dpo": TrainerKind("DPO", "preference"),
+    "ipo": TrainerKind("IPO", "preference"),
+    "cpo": TrainerKind("CPO", "preference"),
+    "orpo": TrainerKind("ORPO", "preference"),
+    "kto": TrainerKind("KTO", "preference"),
+    "bco": TrainerKind("BCO", "preference"),
+    "tpo": TrainerKind("TPO", "preference"),
+    "grpo": TrainerKind("GRPO", "online"),
+    "gmpo": TrainerKind("GMPO", "online", rules_as="grpo"),
+    "async_grpo": TrainerKind("Async GRPO", "online", rules_as="grpo"),
+    "rloo": TrainerKind("RLOO", "online"),
+    "ppo": TrainerKind("PPO", "online"),
+    "a2po": TrainerKind("A2PO", "online"),
+    "sdpo": TrainerKind("SDPO", "online"),
+    "online_dpo": TrainerKind("Online DPO", "online"),
+    "xpo": TrainerKind("XPO", "online", rules_as="online_dpo"),
+    "nash_md": TrainerKind("Nash-MD", "online", rules_as="online_dpo"),
+    "sft": TrainerKind("SFT", "sft"),
+    "gkd": TrainerKind("GKD", "sft"),
+    "gold": TrainerKind("GOLD", "sft"),
+    "distillation": TrainerKind("Distillation", "sft"),
+    "async_distillation": TrainerKind("Async distillation", "sft"),
+    "server_distillation": TrainerKind("Server distillation", "sft"),
+    "iw_opd": TrainerKind("IW-OPD", "sft"),
+    "sdft": TrainerKind("SDFT", "sft"),
+    "reward": TrainerKind("Reward model", "reward"),
+    "prm": TrainerKind("Process reward model", "reward"),
+    "unknown": TrainerKind("unknown", "unknown"),
 }
-TRAINERS = tuple(TRAINER_LABELS)
+TRAINERS = tuple(TRAINER_KINDS)
 
-PREFERENCE = frozenset({"dpo", "ipo", "cpo", "orpo", "kto"})
-ONLINE_RL = frozenset({"grpo", "rloo", "ppo", "online_dpo"})
+PREFERENCE = frozenset(name for name, kind in TRAINER_KINDS.items() if kind.family == "preference")
+ONLINE_RL = frozenset(name for name, kind in TRAINER_KINDS.items() if kind.family == "online")
 
-# Spellings seen in PTT headers, model-card tags, config class names and our own callback.
+# Spellings in PTT headers, model-card tags, config and trainer class names, our own callback.
 _TRAINER_NAMES = {
-    "dpo": "dpo",
-    "ipo": "ipo",
-    "cpo": "cpo",
+    **{name: name for name in TRAINER_KINDS if name != "unknown"},
+    **{name.replace("_", "-"): name for name in TRAINER_KINDS},
+    **{name.replace("_", ""): name for name in TRAINER_KINDS},
     "simpo": "cpo",
-    "orpo": "orpo",
-    "kto": "kto",
-    "grpo": "grpo",
-    "rloo": "rloo",
-    "ppo": "ppo",
     "ppov2": "ppo",
-    "online_dpo": "online_dpo",
-    "online-dpo": "online_dpo",
-    "onlinedpo": "online_dpo",
-    "sft": "sft",
-    "reward": "reward",
-    "reward-trainer": "reward",
-    "reward_trainer": "reward",
-    "unknown": "unknown",
+    "iwopd": "iw_opd",
+    "nashmd": "nash_md",
 }
+del _TRAINER_NAMES["unknown"]
 
 
 def normalize_trainer(name: object) -> str | None:
-    """A trainer family from any spelling ("DPO", "DPOConfig", "online-dpo"); None if unknown."""
+    """A trainer from any spelling ("DPO", "DPOConfig", "online-dpo"); None if unknown.
+
+    "unknown" (what PTT writes for a trainer it does not know) is no evidence either.
+    """
     if not isinstance(name, str):
         return None
     key = name.strip().lower()
     for suffix in ("config", "trainer"):
         if key.endswith(suffix) and key != suffix:
-            key = key[: -len(suffix)]
+            key = key[: -len(suffix)].rstrip("-_")
     return _TRAINER_NAMES.get(key)
 
 
 def trainer_label(trainer: str) -> str:
-    return TRAINER_LABELS.get(trainer, trainer.upper())
+    kind = TRAINER_KINDS.get(trainer)
+    return kind.label if kind else trainer.upper()
+
+
+def rules_trainer(trainer: str) -> str:
+    """The trainer whose rules diagnose `trainer`."""
+    kind = TRAINER_KINDS.get(trainer)
+    return kind.rules_as or trainer if kind else trainer
+
+
+# Training-argument fields only one TRL config class has (TRL 0.x to 1.x), most specific first:
+# the trainer of a run whose only record of it is its arguments (TensorBoard's args text, PTT's
+# metadata for a trainer PTT does not know).
+_ARGS_FINGERPRINTS: tuple[tuple[str, frozenset[str]], ...] = tuple(
+    (trainer, frozenset(fields))
+    for trainer, fields in (
+        ("iw_opd", ("iw_opd_gamma", "iw_opd_epsilon")),
+        ("gold", ("teacher_tokenizer_name_or_path", "uld_crossentropy_weight")),
+        ("gkd", ("seq_kd",)),
+        ("sdpo", ("reprompt_template", "distillation_weight")),
+        ("sdft", ("teacher_model_kind", "generate_from_teacher")),
+        ("async_distillation", ("teacher_server_urls",)),
+        ("server_distillation", ("teacher_model_server_url",)),
+        ("distillation", ("teacher_model_name_or_path",)),
+        ("tpo", ("tpo_alpha",)),
+        ("a2po", ("num_value_samples",)),
+        ("async_grpo", ("max_staleness", "weight_sync_steps")),
+        ("rloo", ("normalize_advantages", "reward_clip_range", "rloo_k")),
+        ("grpo", ("importance_sampling_level", "scale_rewards")),
+        ("nash_md", ("mixture_coef",)),
+        ("online_dpo", ("missing_eos_penalty", "reward_model_path")),
+        ("kto", ("desirable_weight", "undesirable_weight")),
+        ("bco", ("prompt_sample_size", "min_density_ratio")),
+        ("cpo", ("cpo_alpha", "simpo_gamma")),
+        ("dpo", ("ld_alpha", "f_divergence_type", "use_weighting", "rpo_alpha")),
+        ("reward", ("center_rewards_coefficient",)),
+        ("ppo", ("num_ppo_epochs", "vf_coef", "cliprange_value")),
+        ("sft", ("packing", "dataset_text_field", "completion_only_loss")),
+    )
+)
+
+
+def trainer_from_args(args: Collection[str]) -> str | None:
+    """The trainer whose config class has these training-argument names, when they tell."""
+    names = set(args)
+    for trainer, fields in _ARGS_FINGERPRINTS:
+        if names & fields:
+            return trainer
+    if "padding_value" in names and "generate_during_eval" in names and "loss_type" not in names:
+        return "orpo"
+    return None
 
 
 _COMMON: dict[str, tuple[str, ...]] = {
@@ -163,13 +234,8 @@ _BY_FAMILY = {
 
 
 def alias_table(trainer: str) -> dict[str, tuple[str, ...]]:
-    if trainer in PREFERENCE:
-        return _BY_FAMILY["preference"]
-    if trainer in ONLINE_RL:
-        return _BY_FAMILY["online"]
-    if trainer in ("sft", "reward"):
-        return _BY_FAMILY[trainer]
-    return _BY_FAMILY["unknown"]
+    kind = TRAINER_KINDS.get(trainer)
+    return _BY_FAMILY[kind.family if kind else "unknown"]
 
 
 ROLES = tuple(dict.fromkeys(role for table in _BY_FAMILY.values() for role in table))

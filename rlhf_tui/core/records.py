@@ -83,10 +83,10 @@ class Update:
         self.notes.extend(other.notes)
 
 
-# Facts a reader may report. trainer is a lower-case family name from metrics.TRAINERS.
+# Facts a reader may report. trainer is a name from metrics.TRAINERS.
 FACT_KEYS = (
     "trainer",  # "dpo", "grpo", ... as named by the source
-    "trainer_evidence",  # where the trainer came from: "header", "model card", "config class", "keys"
+    "trainer_evidence",  # where it came from: "config class", "header", "model card", "training args", "keys"
     "max_steps",
     "global_step",
     "logging_steps",

@@ -32,7 +32,7 @@ SOURCE_RANK = {
     "ptt": 30,
     "jsonl": 20,
 }
-TRAINER_EVIDENCE_RANK = {"keys": 0, "model card": 1, "header": 2, "config class": 3}
+TRAINER_EVIDENCE_RANK = {"keys": 0, "training args": 1, "model card": 2, "header": 3, "config class": 4}
 STALL_MIN_SECONDS = 180.0
 STALL_INTERVALS = 15
 KILLED_GRACE_SECONDS = 30.0

@@ -37,6 +37,8 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import Any, TextIO
 
+from rlhf_tui.core.metrics import normalize_trainer
+
 try:
     from transformers import TrainerCallback
 except ImportError as error:
@@ -49,21 +51,6 @@ METRICS_FILE = "metrics.jsonl"
 METADATA_FILE = "run_metadata.json"
 POSTMORTEM_FILE = "postmortem.json"
 
-# Matched by class name along the config's MRO, so TRL need not be imported and subclasses
-# (and new trainers built on these configs) are recognised.
-TRAINER_TYPE_BY_CONFIG_CLASS = {
-    "DPOConfig": "dpo",
-    "GRPOConfig": "grpo",
-    "SFTConfig": "sft",
-    "KTOConfig": "kto",
-    "ORPOConfig": "orpo",
-    "CPOConfig": "cpo",
-    "RLOOConfig": "rloo",
-    "PPOConfig": "ppo",
-    "OnlineDPOConfig": "online_dpo",
-    "RewardConfig": "reward",
-}
-
 _CRASH_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _VERSIONED_DISTRIBUTIONS = ("torch", "transformers", "trl", "rlhf-top")
 _temporary_numbers = itertools.count()
@@ -72,9 +59,13 @@ log = logging.getLogger(__name__)
 
 
 def trainer_type_of(args: object) -> str:
-    """"dpo", "grpo", ... from the training-arguments class; "unknown" for plain TrainingArguments."""
+    """"dpo", "grpo", ... from the training-arguments class; "unknown" for plain TrainingArguments.
+
+    Matched by class name along the MRO, so TRL need not be imported and subclasses (and new
+    trainers built on these configs) are recognised.
+    """
     for cls in type(args).__mro__:
-        trainer_type = TRAINER_TYPE_BY_CONFIG_CLASS.get(cls.__name__)
+        trainer_type = normalize_trainer(cls.__name__)
         if trainer_type is not None:
             return trainer_type
     return "unknown"

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.metrics import rules_trainer
 from ..core.series import Series
 from .catalog import CompiledRule, Rule, compile_rule, order_by_suppression
 from .language import Frame, RoleWindow, consecutive
@@ -141,7 +142,7 @@ class Diagnostics:
     # -- state ---------------------------------------------------------------------------------
 
     def _sync(self, run: Any) -> bool:
-        trainer = run.trainer or "unknown"
+        trainer = rules_trainer(run.trainer or "unknown")
         facts = derive_facts(trainer, run.facts or {})
         context = (run.generation, trainer, facts)
         if context == self._context:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rlhf_tui.core.metrics import normalize_trainer
+from rlhf_tui.core.metrics import normalize_trainer, trainer_from_args
 from rlhf_tui.core.records import Crash, Update
 from rlhf_tui.core.sources.jsonl import JsonlReader, parse_json_line, parse_time
 
@@ -193,6 +193,9 @@ def read_metadata(data: bytes, name: str = "run_metadata.json") -> Update:
     if isinstance(args, dict):
         scalars = {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool))}
         facts["config"] = scalars
+        if "trainer" not in facts and (trainer := trainer_from_args(args)) is not None:
+            facts["trainer"] = trainer
+            facts["trainer_evidence"] = "training args"
         max_steps = scalars.get("max_steps")
         if type(max_steps) is int and max_steps > 0:
             facts["max_steps"] = max_steps

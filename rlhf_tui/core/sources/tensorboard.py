@@ -20,6 +20,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from rlhf_tui.core.metrics import trainer_from_args
 from rlhf_tui.core.records import Record, Update
 
 _HEADER = struct.Struct("<QI")  # length, masked crc32c of the 8 length bytes
@@ -262,6 +263,10 @@ def _facts_from_args(args: dict[str, Any]) -> dict[str, Any]:
     logging_steps = _whole_number(args.get("logging_steps"))  # below 1 it is a fraction of the run
     if logging_steps is not None:
         facts["logging_steps"] = logging_steps
+    trainer = trainer_from_args(args)
+    if trainer is not None:
+        facts["trainer"] = trainer
+        facts["trainer_evidence"] = "training args"
     return facts
 
 
