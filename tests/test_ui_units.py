@@ -111,6 +111,18 @@ def test_chart_log_scale_hides_non_positive_values_and_says_so_when_nothing_is_l
     assert len(lines_of(text)) == 12
 
 
+@pytest.mark.parametrize("log_y", [False, True])
+def test_a_constant_series_sits_mid_chart_on_an_axis_around_its_value(log_y):
+    """plotext alone draws learning_rate = 0.003 at 0 on a -1..1 axis."""
+    chart = Chart("learning_rate", [Line("run", np.arange(1.0, 51.0), np.full(50, 0.003))])
+    rows = lines_of(render_chart(chart, 60, 13, ChartOptions(log_y=log_y)))
+    plot_rows = rows[2:-3]  # inside the frame
+    (labelled,) = [index for index, row in enumerate(plot_rows) if row.lstrip().startswith("0.003┤")]
+    assert any("\u2800" < char <= "\u28ff" for char in plot_rows[labelled])  # the line, in braille
+    assert labelled in (len(plot_rows) // 2 - 1, len(plot_rows) // 2)
+    assert not any(mark in "".join(rows) for mark in ("-1.0", "0.5┤"))
+
+
 def test_chart_edge_cases_do_not_raise():
     one = np.array([3.0])
     for line in (Line("a", one, one), Line("b", np.arange(3.0), np.full(3, 2.5)), Line("c", np.array([]), np.array([]))):

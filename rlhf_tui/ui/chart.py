@@ -16,6 +16,7 @@ from rich.style import Style
 from rich.text import Text
 
 from rlhf_tui.core.series import downsample
+from rlhf_tui.core.summary import format_value
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_SMOOTHING = 0.6
@@ -137,13 +138,25 @@ def render_chart(chart: Chart, width: int, height: int, options: ChartOptions) -
     for value in chart.thresholds:
         if math.isfinite(value) and (value > 0 or not options.log_y):
             figure.line(value, pixel=THRESHOLD_COLOR, style="dotted")
-    if options.log_y:
+    lows, highs = zip(*((float(raw.y.min()), float(raw.y.max())) for raw, _, _ in drawn))
+    if min(lows) == max(highs):
+        _around_constant(figure, min(lows))
+    elif options.log_y:
         figure.ruler("y").scale("log")
     text = _plotext_text(figure.build().string().rstrip("\n"))
     if overlay:
         text.append("\n")
         text.append_text(_legend([(raw.label, color) for raw, _, color in drawn], width))
     return text
+
+
+def _around_constant(figure, value: float) -> None:
+    """plotext draws a constant series at 0 on a -1..1 axis: put it mid-chart on a linear axis around
+    its value instead (a log axis tells nothing more about one value), labelled with the value."""
+    pad = abs(value) / 2 or 1.0
+    ruler = figure.ruler("y")
+    ruler.lim(value - pad, value + pad)
+    ruler.ticks([value], [format_value(value)])
 
 
 def _legend(entries: list[tuple[str, int]], width: int) -> Text:
