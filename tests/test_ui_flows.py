@@ -9,6 +9,9 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +31,9 @@ REAL_RUNS = Path(__file__).parent / "fixtures" / "real_runs"
 T0 = 1_800_000_000.0
 
 
-def write_ptt_run(directory: Path, trainer: str, steps: list[dict], start: int = 1, header: bool = True) -> Path:
+def write_ptt_run(
+    directory: Path, trainer: str, steps: list[dict], start: int = 1, header: bool = True, t0: float = T0
+) -> Path:
     """Append PTT-format lines (`{"step", "timestamp", "metrics"}`) to directory/metrics.jsonl."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "metrics.jsonl"
@@ -37,7 +42,7 @@ def write_ptt_run(directory: Path, trainer: str, steps: list[dict], start: int =
             file.write(json.dumps({"type": "header", "trainer_type": trainer}) + "\n")
         for offset, metrics in enumerate(steps):
             step = start + offset
-            stamp = datetime.fromtimestamp(T0 + step, tz=timezone.utc).isoformat()
+            stamp = datetime.fromtimestamp(t0 + step, tz=timezone.utc).isoformat()
             file.write(json.dumps({"step": step, "timestamp": stamp, "metrics": metrics}) + "\n")
     return path
 
@@ -404,7 +409,7 @@ async def test_a_crash_shows_its_traceback_and_exports_a_postmortem(tmp_path, mo
         shown = screen_text(app)
         assert "Last good step: 6" in shown
         assert "[/bold]" in shown and "not markup" in shown
-        assert any("crashed" in n.title.lower() for n in app._notifications)
+        assert any("failed" in n.title.lower() for n in app._notifications)
         await pilot.press("c")
         assert app.clipboard == pane.traceback
         await pilot.press("e", "enter")
@@ -489,3 +494,29 @@ async def test_hangup_exits_cleanly(tmp_path):
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 0
     assert app.loop._stopping.is_set()
+
+
+async def test_the_loaded_toast_counts_and_names_every_failed_run_the_table_marks(tmp_path):
+    """Three crashes, one killed process and one NaN: five ✖ in the table, five in the toast."""
+    t0 = time.time() - 100  # a killed process: quiet past the 30 s grace, not stalled yet
+    for name, reason in (("crash_a", "exception"), ("crash_b", "oom"), ("crash_c", "sigterm")):
+        write_ptt_run(tmp_path / name, "dpo", dpo_steps(3), t0=t0)
+        (tmp_path / name / "postmortem.json").write_text(json.dumps({"exit_reason": reason, "last_step": 3}))
+    write_ptt_run(tmp_path / "killed", "dpo", dpo_steps(3), t0=t0)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    metadata = {"trainer_type": "dpo", "host": socket.gethostname(), "pid": dead.pid, "status": "running"}
+    (tmp_path / "killed" / "run_metadata.json").write_text(json.dumps(metadata))
+    write_ptt_run(tmp_path / "nan", "sft", [{"sft_loss": 2.0}, {"sft_loss": float("nan")}], t0=t0)
+    write_ptt_run(tmp_path / "fine", "dpo", dpo_steps(3), t0=t0)
+    app = make_app([tmp_path])
+    toasts: list[str] = []
+    notify = app.notify
+    app.notify = lambda message, *args, **kwargs: (toasts.append(message), notify(message, *args, **kwargs))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.loaded)
+        failed = sorted(s.name for s in app.snapshots.values() if s.severity == "critical")
+        assert failed == ["crash_a", "crash_b", "crash_c", "killed", "nan"]
+        (toast,) = [t for t in toasts if "failed" in t]
+        assert toast.startswith("5 failed runs: ")
+        assert all(name in toast for name in failed) and "fine" not in toast

@@ -41,6 +41,17 @@ def default_report_path(run_name: str, run_path: str, cwd: str, home: str) -> st
     return os.path.join(home, filename)
 
 
+FAILED_NAMED = 5
+
+
+def failed_runs_message(failed: list[RunSnapshot]) -> str:
+    """What the table marks ✖ (crashed, killed, NaN), counted and named."""
+    named = ", ".join(f"{s.name} ({s.status})" for s in failed[:FAILED_NAMED])
+    more = f" and {len(failed) - FAILED_NAMED} more" if len(failed) > FAILED_NAMED else ""
+    runs = "run" if len(failed) == 1 else "runs"
+    return f"{len(failed)} failed {runs}: {named}{more}. n jumps to each problem."
+
+
 class RlhfTop(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "rlhf-top"
@@ -106,13 +117,13 @@ class RlhfTop(App[int]):
             self.global_notes = batch.notes
             if batch.notes and self.loaded:
                 self.notify("\n".join(batch.notes[:5]), title="Problems", severity="warning", timeout=10, markup=False)
-        crashed = []
+        failed = []
         for path, snapshot in batch.snapshots.items():
             old = self.snapshots.get(path)
             if not self.loaded:
                 self.seen[path] = snapshot.seen_state()
-            elif snapshot.lifecycle == "crashed" and (old is None or old.lifecycle != "crashed"):
-                crashed.append(snapshot)
+            elif snapshot.severity == "critical" and (old is None or old.severity != "critical"):
+                failed.append(snapshot)
             self.snapshots[path] = snapshot
         if batch.loaded and not self.loaded:
             self.loaded = True
@@ -124,20 +135,20 @@ class RlhfTop(App[int]):
             else:
                 unseen.discard(path)
         self.home.apply(batch.snapshots.values())
-        for snapshot in crashed:
+        for snapshot in failed:
             crash = snapshot.crash
-            why = crash.label if crash is not None else snapshot.status
-            self.notify(f"{snapshot.name}: {why}", title="Run crashed", severity="error", timeout=30, markup=False)
+            why = f"{snapshot.status}: {crash.label}" if crash is not None else snapshot.status
+            self.notify(f"{snapshot.name}: {why}", title="Run failed", severity="error", timeout=30, markup=False)
         if isinstance(self.screen, RunScreen):
             self.screen.runs_changed(set(batch.snapshots))
 
     def _announce_loaded(self) -> None:
-        crashed = sum(1 for s in self.snapshots.values() if s.lifecycle == "crashed")
+        failed = sorted((s for s in self.snapshots.values() if s.severity == "critical"), key=lambda s: s.name)
         if not self.snapshots:
             roots = ", ".join(self.settings.roots)
             self.notify(f"No runs found under {roots} (yet): watching for new ones.", timeout=10, markup=False)
-        elif crashed:
-            self.notify(f"{crashed} crashed run(s): n jumps to each problem.", severity="warning", timeout=8, markup=False)
+        elif failed:
+            self.notify(failed_runs_message(failed), severity="warning", timeout=8, markup=False)
 
     def new_findings(self, snapshot: RunSnapshot | None) -> set[str]:
         if snapshot is None:
