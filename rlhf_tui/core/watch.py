@@ -10,6 +10,9 @@ import threading
 from collections.abc import Callable, Iterable
 
 DEBOUNCE_MS = 50
+# How long the watcher waits for an event before it says it is quiet: its first word, change or
+# quiet, tells that its watches are in place (`ready`).
+QUIET_MS = 250
 
 
 class ChangeFeed:
@@ -25,6 +28,7 @@ class ChangeFeed:
         self.on_change = on_change
         self.debounce_ms = debounce_ms
         self.error: str | None = None
+        self.ready = threading.Event()  # the watches are in place: changes from here on are seen
         self._paths: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -55,7 +59,12 @@ class ChangeFeed:
                 stop_event=self._stop,
                 raise_interrupt=False,
                 ignore_permission_denied=True,
+                rust_timeout=QUIET_MS,
+                yield_on_timeout=True,
             ):
+                if not changes and self.ready.is_set():
+                    continue
+                self.ready.set()
                 with self._lock:
                     self._paths.update(path for _, path in changes)
                 if self.on_change is not None:

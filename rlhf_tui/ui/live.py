@@ -25,6 +25,9 @@ from rlhf_tui.core.text import one_line
 FRAME_SECONDS = 0.25  # at most 4 batches a second reach the screen
 STAT_POLL_SECONDS = 2.0  # inotify misses writes from other hosts (NFS): stat everything this often
 RESCAN_SECONDS = 5.0  # look for new and deleted runs
+# A new directory is scanned at once and again this much later: files written into it before its
+# inotify watch existed send no event of their own (`cp -r runs/a runs/b`).
+NEW_DIRECTORY_RESCAN_SECONDS = 0.5
 TICK_SECONDS = 10.0  # time-driven status changes (stalled after minutes, killed after 30 s)
 PASS_BUDGET = 4 * 1024 * 1024  # bytes read per pass while holding the lock (keeps the UI responsive)
 ERROR_PAUSE_SECONDS = 1.0
@@ -64,6 +67,7 @@ class LiveLoop:
         self._outbox_lock = threading.Lock()
         self._posted = False
         self._known: set[str] = set()
+        self._known_dirs: set[str] = set()
         self._notes: list[str] = []
 
     # --- what the UI thread calls ----------------------------------------------------------
@@ -133,6 +137,7 @@ class LiveLoop:
         next_poll = now + poll_every
         next_rescan = now + RESCAN_SECONDS
         next_tick = now + TICK_SECONDS
+        watching = False
         while not self._stopping.is_set():
             timeout = max(0.0, min(next_poll, next_rescan, next_tick) - time.monotonic())
             self._wake.wait(timeout)
@@ -148,8 +153,13 @@ class LiveLoop:
                 self.watch_error = feed.error
                 feed = None
                 self._publish(set(), error=self.watch_error)
+            # What appeared between the cold start's scan and the watches being in place sent no event.
+            watches_placed = feed is not None and not watching and feed.ready.is_set()
+            watching = watching or watches_placed
             poll_all = force or started >= next_poll
-            rescan = force or started >= next_rescan or self._unknown_artefacts(paths)
+            new_directory = self._new_directory(paths)
+            arrivals = new_directory or watches_placed or self._unknown_artefacts(paths)
+            rescan = force or started >= next_rescan or arrivals
             tick = force or started >= next_tick
             try:
                 self._pass(paths, poll_all, rescan, tick)
@@ -160,7 +170,7 @@ class LiveLoop:
             if poll_all:
                 next_poll = now + poll_every
             if rescan:
-                next_rescan = now + RESCAN_SECONDS
+                next_rescan = now + (NEW_DIRECTORY_RESCAN_SECONDS if new_directory else RESCAN_SECONDS)
             if tick:
                 next_tick = now + TICK_SECONDS
             if self.session.monitor.backlog:
@@ -182,7 +192,17 @@ class LiveLoop:
         self._publish(changed)
 
     def _remember_files(self) -> None:
-        self._known = {path for run in self.session.monitor.runs.values() for path in run.files}
+        monitor = self.session.monitor
+        self._known = {path for run in monitor.runs.values() for path in run.files}
+        self._known_dirs = set(monitor.roots)
+        for path in self._known:
+            directory = os.path.dirname(path)
+            while directory not in self._known_dirs and directory != os.path.dirname(directory):
+                self._known_dirs.add(directory)
+                directory = os.path.dirname(directory)
+
+    def _new_directory(self, paths: Iterable[str]) -> bool:
+        return any(path not in self._known_dirs and os.path.isdir(path) for path in paths if path not in self._known)
 
     def _unknown_artefacts(self, paths: Iterable[str]) -> bool:
         return any(path not in self._known and classify(os.path.basename(path)) for path in paths)
