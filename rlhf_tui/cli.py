@@ -57,7 +57,15 @@ def report_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        # `rlhf-top --json | head`: whoever read the output has gone; no traceback for that.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "report":
         return run_report(report_parser().parse_args(argv[1:]))
     args = main_parser().parse_args(argv)
