@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from rlhf_tui.core.session import open_session
+from rlhf_tui.session import open_session
 
 
 def write_runs(root: str, runs: int, steps: int) -> int:

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from rlhf_tui.core.session import open_session
+from rlhf_tui.session import open_session
 from rlhf_tui.core.watch import ChangeFeed
 
 

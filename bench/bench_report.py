@@ -90,14 +90,14 @@ def breakdown(run_dir: Path, env: dict[str, str]) -> None:
     code = f"""
 import time
 t0 = time.perf_counter()
-from rlhf_tui.core.session import open_session
+from rlhf_tui.session import open_session
 from rlhf_tui.report import build_report, render_markdown
 t1 = time.perf_counter()
 session = open_session([{str(run_dir)!r}])
 session.load()
 (run,) = session.runs()
 t2 = time.perf_counter()
-text = render_markdown(build_report(run))
+text = render_markdown(build_report(run, session.diagnosis(run)))
 t3 = time.perf_counter()
 print(f"  imports {{t1 - t0:.3f}} s, load + rules {{t2 - t1:.3f}} s, report {{(t3 - t2) * 1000:.1f}} ms")
 """

@@ -22,22 +22,29 @@ from rlhf_tui.core.series import Series
 from rlhf_tui.rules import Diagnostics, load_rules
 from rlhf_tui.simulate import simulate
 
+NOW = 2.0e9
+
+
 class BenchRun:
-    """The run protocol the engine reads, filled straight from numpy columns."""
+    """What diagnosis reads of a run (rlhf_tui.rules.RunView), filled straight from numpy columns."""
 
     def __init__(self, trainer: str, facts: dict) -> None:
         self.trainer = trainer
         self.facts = facts
         self.generation = 0
         self.times = Series()
-        self.lifecycle = "running"
         self.crash = None
         self.last_step = None
-        self.stalled_for = None
         self.series: dict[str, Series] = {}
 
     def role(self, name: str) -> Series | None:
         return self.series.get(name)
+
+    def lifecycle(self, now: float) -> str:
+        return "running"
+
+    def quiet_for(self, now: float) -> float | None:
+        return None
 
     def extend(self, steps: np.ndarray, columns: dict[str, np.ndarray], times: np.ndarray) -> None:
         for role, values in columns.items():
@@ -66,12 +73,12 @@ def time_single_steps(trainer: str, rules, history: int, repeats: int) -> float:
     diagnostics = Diagnostics(rules)
     steps = np.arange(1, history + repeats + 1, dtype=np.int64)
     run.extend(steps[:history], {r: v[:history] for r, v in columns.items()}, times[:history])
-    diagnostics.update(run)
+    diagnostics.update(run, NOW)
     samples = []
     for i in range(history, history + repeats):
         run.extend(steps[i : i + 1], {r: v[i : i + 1] for r, v in columns.items()}, times[i : i + 1])
         start = time.thread_time()
-        diagnostics.update(run)
+        diagnostics.update(run, NOW)
         samples.append(time.thread_time() - start)
     return statistics.median(samples) * 1e6
 
@@ -84,7 +91,7 @@ def time_backlog(trainer: str, rules, points: int) -> tuple[float, int]:
     for _ in range(7):
         diagnostics = Diagnostics(rules)
         start = time.thread_time()
-        diagnostics.update(run)
+        diagnostics.update(run, NOW)
         best = min(best, time.thread_time() - start)
     return best, len(columns)
 

@@ -83,7 +83,7 @@ def _main(argv: list[str]) -> int:
 
 
 def run_headless(roots: list[str], args: argparse.Namespace) -> int:
-    from rlhf_tui.core.session import open_session
+    from rlhf_tui.session import open_session
     from rlhf_tui.headless import print_json, print_table
 
     session = open_session(roots, max_depth=args.depth, rules_dir=args.rules)
@@ -96,7 +96,7 @@ def run_headless(roots: list[str], args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from rlhf_tui.core.session import open_session
+    from rlhf_tui.session import open_session
     from rlhf_tui.report import build_report, is_inside, render_json, render_markdown, write_new_file
 
     if not os.path.isdir(args.run_dir):
@@ -109,7 +109,7 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"rlhf-top report: no run found in {args.run_dir}", file=sys.stderr)
         return EXIT_USAGE
     run = min(runs, key=lambda r: len(os.path.relpath(r.path, os.path.abspath(args.run_dir))))
-    report = build_report(run)
+    report = build_report(run, session.diagnosis(run))
     text = json.dumps(render_json(report), indent=2) + "\n" if args.json else render_markdown(report)
     if args.output is None:
         sys.stdout.write(text)
@@ -129,6 +129,6 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_tui(roots: list[str], args: argparse.Namespace) -> int:
-    from rlhf_tui.ui.app import launch
+    from rlhf_tui.ui import launch
 
     return launch(roots, args)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_tui.core.session import Session
+from rlhf_tui.session import Session
 from rlhf_tui.core.text import one_line
-from rlhf_tui.core.summary import SEVERITY_ORDER, format_age, format_step, format_value, run_row
+from rlhf_tui.core.display import format_age, format_step, format_value
+from rlhf_tui.look import Look
+from rlhf_tui.rules import severity
+from rlhf_tui.summary import RunRow, run_row
 
-SEVERITY_STYLES = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "ok": "green"}
 
-
-def rows(session: Session):
-    now = time.time()
-    found = [run_row(run, now) for run in session.runs()]
-    return sorted(found, key=lambda row: (SEVERITY_ORDER.get(row.severity, 9), row.name))
+def rows(session: Session) -> list[RunRow]:
+    now = session.clock()
+    found = [run_row(run, session.diagnosis(run), now) for run in session.runs()]
+    return sorted(found, key=lambda row: (severity.rank(row.severity), row.name))
 
 
 def print_table(session: Session, color_system: str = "auto") -> None:
@@ -35,8 +35,9 @@ def print_table(session: Session, color_system: str = "auto") -> None:
     for column in ("run", "trainer", "status", "step", "loss", "reward", "win rate", "KL", "age"):
         table.add_column(column, no_wrap=True)
     table.add_column("top finding", no_wrap=True, overflow="ellipsis", max_width=72)
+    look = Look(monochrome=color_system == "none")
     for row in rows(session):
-        style = SEVERITY_STYLES.get(row.severity, "")
+        style = look.style(row.severity)
         detail = row.top_finding or row.crash or ""
         table.add_row(
             Text(one_line(row.name)),

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.records import Record, Update
+from rlhf_tui.core.records import Record, Update
 
 _FROM_START = frozenset({"no_signal", "random_labels", "plateau"})
 

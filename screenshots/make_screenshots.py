@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from rlhf_tui.core.session import open_session
+from rlhf_tui.session import open_session
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.run_view import RunScreen
-from rlhf_tui.ui.top import RlhfTop
+from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.runs_table import RunsTable
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +61,7 @@ async def shoot(runs_dir: Path, out_dir: Path, size: tuple[int, int], now: float
             )
             table.move_to_path(with_threshold.path)
             await pilot.press("enter")
-            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen))
+            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.drawn)
         elif which == "overlay":
             by_trainer: dict[str, list[str]] = {}
             for snapshot in snapshots:
@@ -73,7 +73,7 @@ async def shoot(runs_dir: Path, out_dir: Path, size: tuple[int, int], now: float
             table.selected.update(group[:3])
             table.move_to_path(group[0])
             await pilot.press("enter")
-            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen))
+            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.drawn)
         elif which == "help":
             await pilot.press("question_mark")
         await pilot.pause(0.3)

@@ -1,110 +1,78 @@
-"""A stand-in for the run model, for the rule tests: Series per role built from Records.
+"""A stand-in for the run model, for the rule tests: raw-key series built from Records.
 
-It implements only the protocol the diagnosis engine reads (trainer, facts, role(), generation,
-times, lifecycle, crash, last_step, stalled_for), with its own small raw-key -> role table.
+It offers exactly what diagnosis reads (`rlhf_tui.rules.RunView`; mypy checks that it does, see
+test_types.py), resolves roles with the core's alias tables, and lets a test set the lifecycle,
+crash and quiet time directly.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rlhf_tui.core.records import Record
+from rlhf_tui.core.metrics import resolve_roles
+from rlhf_tui.core.records import EVAL_PREFIX, Crash, Record, split_eval
 from rlhf_tui.core.series import Series
-from rlhf_tui.rules import Diagnostics, load_rules
-
-ROLE_KEYS = {
-    "loss": ("loss",),
-    "reward": ("reward", "objective/scores"),
-    "reward_std": ("reward_std",),
-    "win_rate": ("rewards/accuracies",),
-    "margin": ("rewards/margins",),
-    "chosen_reward": ("rewards/chosen",),
-    "rejected_reward": ("rewards/rejected",),
-    "chosen_logps": ("logps/chosen",),
-    "rejected_logps": ("logps/rejected",),
-    "kl": ("kl", "objective/kl"),
-    "entropy": ("entropy", "policy/entropy_avg"),
-    "grad_norm": ("grad_norm",),
-    "learning_rate": ("learning_rate", "lr"),
-    "clip_ratio": ("clip_ratio/region_mean", "policy/clipfrac_avg"),
-    "completion_length": ("completions/mean_length",),
-    "clipped_ratio": ("completions/clipped_ratio",),
-    "frac_reward_zero_std": ("frac_reward_zero_std",),
-    "value_loss": ("loss/value_avg",),
-    "policy_loss": ("loss/policy_avg",),
-    "approx_kl": ("policy/approxkl_avg",),
-    "is_ratio": ("sampling/importance_sampling_ratio/mean", "val/ratio"),
-    "step_time": ("step_time",),
-}
-
-# Post-Training Toolkit's renamed keys (metrics.jsonl) back to TRL's.
-PTT_KEYS = {
-    "dpo_loss": "loss",
-    "sft_loss": "loss",
-    "grpo_loss": "loss",
-    "win_rate": "rewards/accuracies",
-    "reward_margin": "rewards/margins",
-    "rewards_chosen": "rewards/chosen",
-    "rewards_rejected": "rewards/rejected",
-    "logps_chosen": "logps/chosen",
-    "logps_rejected": "logps/rejected",
-    "grad_norm": "grad_norm",
-    "learning_rate": "learning_rate",
-    "kl": "kl",
-    "entropy": "entropy",
-    "reward_mean": "reward",
-    "reward_std": "reward_std",
-}
+from rlhf_tui.core.sources.ptt import PttMetricsReader
+from rlhf_tui.core.sources.trainer_state import read_trainer_state
+from rlhf_tui.rules import Diagnostics, RunView, load_rules
 
 RULES, RULE_ERRORS = load_rules()
+NOW = 2_000_000_000.0  # the clock diagnosis is given; the stand-in reports its lifecycle regardless
 
 
 class FakeRun:
-    def __init__(self, trainer: str, facts: dict | None = None) -> None:
+    def __init__(self, trainer: str, facts: dict[str, object] | None = None) -> None:
         self.trainer = trainer
-        self.facts = dict(facts or {})
+        self.facts: dict[str, object] = dict(facts or {})
         self.generation = 0
         self.times = Series()
-        self.lifecycle = "running"
-        self.crash = None
+        self.crash: Crash | None = None
         self.last_step: int | None = None
-        self.stalled_for: float | None = None
+        self.state = "running"  # what lifecycle() reports
+        self.quiet: float | None = None  # what quiet_for() reports
         self._series: dict[str, Series] = {}
+        self._roles: dict[str, str] = {}
 
-    def role(self, name: str) -> Series | None:
-        return self._series.get(name)
+    def role(self, role: str) -> Series | None:
+        key = self._roles.get(role)
+        return self._series.get(key) if key is not None else None
+
+    def lifecycle(self, now: float) -> str:
+        return self.state
+
+    def quiet_for(self, now: float) -> float | None:
+        return self.quiet
 
     def add(self, records: list[Record]) -> None:
-        columns: dict[str, tuple[list, list]] = {}
+        columns: dict[str, tuple[list[int], list[float]]] = {}
         for record in records:
-            prefix = "eval_" if record.phase == "eval" else ""
-            for role, keys in ROLE_KEYS.items():
-                for key in keys:
-                    raw = f"eval_{key}" if prefix else key
-                    if raw in record.values:
-                        steps, values = columns.setdefault(prefix + role, ([], []))
-                        steps.append(record.step)
-                        values.append(record.values[raw])
-                        break
+            logged = record.values
+            if record.phase == "eval":  # as logged (eval_loss), stored as the run model does (eval_loss)
+                logged = {EVAL_PREFIX + key: value for key, value in split_eval(logged)[1].items()}
+            for key, value in logged.items():
+                column = columns.setdefault(key, ([], []))
+                column[0].append(record.step)
+                column[1].append(value)
             if record.phase == "train":
                 if record.time is not None:
                     self.times.append(record.step, record.time)
                 self.last_step = record.step
-        for role, (steps, values) in columns.items():
-            self._series.setdefault(role, Series()).extend(np.array(steps, np.int64), np.array(values, np.float64))
+        for key, (steps, values) in columns.items():
+            self._series.setdefault(key, Series()).extend(np.array(steps, np.int64), np.array(values, np.float64))
+        self._roles = resolve_roles(self.trainer, self._series)
 
 
-def run_of(trainer: str, records: list[Record], facts: dict | None = None) -> FakeRun:
+def run_of(trainer: str, records: list[Record], facts: dict[str, object] | None = None) -> FakeRun:
     run = FakeRun(trainer, facts)
     run.add(records)
     return run
 
 
-def diagnose(trainer: str, records: list[Record], facts: dict | None = None, cuts=()) -> Diagnostics:
+def diagnose(trainer: str, records: list[Record], facts: dict[str, object] | None = None, cuts=()) -> Diagnostics:
     """Diagnose a run fed in pieces cut at the given record indices (all at once without cuts)."""
     run = FakeRun(trainer, facts)
     diagnostics = Diagnostics(RULES)
@@ -112,41 +80,21 @@ def diagnose(trainer: str, records: list[Record], facts: dict | None = None, cut
     for cut in [*sorted(cuts), len(records)]:
         if cut > start:
             run.add(records[start:cut])
-            diagnostics.update(run)
+            diagnostics.update(run, NOW)
             start = cut
     return diagnostics
 
 
-def records_from_trainer_state(path: Path) -> tuple[list[Record], dict]:
-    """Train records and facts from a checkpoint's trainer_state.json (raw TRL keys)."""
-    state = json.loads(path.read_text())
-    records = []
-    for entry in state["log_history"]:
-        values = {k: float(v) for k, v in entry.items() if k not in ("step", "epoch") and isinstance(v, (int, float))}
-        if any(k.startswith("train_") for k in values):
-            continue
-        records.append(Record(int(entry["step"]), None, values))
-    facts = {
-        "max_steps": state["max_steps"],
-        "logging_steps": state["logging_steps"],
-        "config": {"per_device_train_batch_size": state["train_batch_size"]},
-    }
-    return records, facts
+def records_from_trainer_state(path: Path) -> tuple[list[Record], dict[str, object]]:
+    """Train records and facts from a checkpoint's trainer_state.json, read by the core's reader."""
+    update = read_trainer_state(path.read_bytes(), path.name)
+    return [r for r in update.records if r.phase == "train"], dict(update.facts)
 
 
 def records_from_ptt(path: Path) -> list[Record]:
-    """Train records from PTT's metrics.jsonl, renamed back to TRL keys, timestamps kept."""
-    from datetime import datetime
-
-    records = []
-    for line in path.read_text().splitlines():
-        entry = json.loads(line)
-        if "step" not in entry or "metrics" not in entry:
-            continue
-        values = {PTT_KEYS[k]: float(v) for k, v in entry["metrics"].items() if k in PTT_KEYS and v is not None}
-        when = datetime.fromisoformat(entry["timestamp"]).timestamp()
-        records.append(Record(int(entry["step"]), when, values))
-    return records
+    """Train records from PTT's metrics.jsonl (its renamed keys, timestamps kept), read by the core's reader."""
+    update = PttMetricsReader(path.name).feed(path.read_bytes())
+    return [r for r in update.records if r.phase == "train"]
 
 
 def summary(diagnostics: Diagnostics) -> list[tuple]:
@@ -156,3 +104,7 @@ def summary(diagnostics: Diagnostics) -> list[tuple]:
          None if f.value is None or math.isnan(f.value) else round(f.value, 12))
         for f in diagnostics.findings
     ]
+
+
+if TYPE_CHECKING:  # mypy (test_types.py) checks that the stand-in offers everything diagnosis reads
+    _stand_in: RunView = FakeRun("dpo")

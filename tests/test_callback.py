@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
+import needs
+
+needs.module("transformers", "pip install -e '.[trl]'")
 
 from transformers import TrainerControl, TrainerState, TrainingArguments  # noqa: E402
 from transformers.trainer_callback import CallbackHandler  # noqa: E402

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from rlhf_tui.core.session import open_session
+from rlhf_tui.session import open_session
 from rlhf_tui.demo import LiveDemo, as_logged, printed_logs, tqdm_bar
 
 from conftest import REAL_RUNS

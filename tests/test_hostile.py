@@ -38,7 +38,7 @@ from rlhf_tui.report import write_new_file
 from rlhf_tui.rules import load_rules
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.run_view import RunScreen
-from rlhf_tui.ui.top import RlhfTop
+from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.panes import CrashPane
 from rlhf_tui.ui.widgets.runs_table import RunsTable
 

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+import needs
+
 pytestmark = pytest.mark.integration
 
-torch = pytest.importorskip("torch")
-trl = pytest.importorskip("trl")
-datasets = pytest.importorskip("datasets")
-tokenizers = pytest.importorskip("tokenizers")
+torch = needs.module("torch", "pip install -e '.[trl]'")
+trl = needs.module("trl", "pip install -e '.[trl]'")
+datasets = needs.module("datasets", "pip install -e '.[trl]'")
+tokenizers = needs.module("tokenizers", "pip install -e '.[trl]'")
 
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""The core never imports Textual: the headless paths must work without the TUI layer."""
+"""The layers: core (files -> runs) below rules (diagnosis) below the application (session, summary,
+headless, report, look, demo, TUI). Imports point down only, and nothing below the TUI needs Textual."""
 
 import ast
 import subprocess
@@ -6,14 +7,24 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rlhf_tui"
-CORE = [
-    *sorted((PACKAGE / "core").rglob("*.py")),
-    *sorted((PACKAGE / "rules").rglob("*.py")),
-    PACKAGE / "report.py",
-    PACKAGE / "headless.py",
-    PACKAGE / "simulate.py",
-]
-FORBIDDEN = ("textual", "rlhf_tui.ui", "torch", "transformers", "trl")
+HEAVY = ("torch", "transformers", "trl")
+APPLICATION = (
+    "rlhf_tui.session",
+    "rlhf_tui.summary",
+    "rlhf_tui.headless",
+    "rlhf_tui.report",
+    "rlhf_tui.look",
+    "rlhf_tui.demo",
+    "rlhf_tui.simulate",
+    "rlhf_tui.cli",
+    "rlhf_tui.integrations",
+    "rlhf_tui.ui",
+)
+# layer -> what its modules must not import
+FORBIDDEN = {
+    "core": ("rlhf_tui.rules", *APPLICATION, "textual", "rich", *HEAVY),
+    "rules": (*APPLICATION, "textual", "rich", *HEAVY),
+}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -22,25 +33,45 @@ def imported_modules(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import; the project imports by absolute name"
+            if node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
-def test_core_modules_do_not_import_the_tui_or_heavy_libraries():
-    offenders = []
-    for path in CORE:
-        if not path.exists():
-            continue
+def offenders(layer: str) -> list[str]:
+    found = []
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
         for name in imported_modules(path):
-            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
-                offenders.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
-    assert offenders == []
+            if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[layer]):
+                found.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+    return found
+
+
+def test_the_core_imports_neither_diagnosis_nor_the_application_nor_a_ui_library():
+    assert offenders("core") == []
+
+
+def test_diagnosis_imports_the_core_only():
+    assert offenders("rules") == []
+
+
+def test_nothing_outside_the_tui_imports_textual():
+    outside = [p for p in PACKAGE.rglob("*.py") if "ui" not in p.relative_to(PACKAGE).parts]
+    found = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in outside
+        for name in imported_modules(path)
+        if name == "textual" or name.startswith("textual.")
+    ]
+    assert found == []
 
 
 def test_headless_paths_load_without_textual():
     code = (
-        "import sys, rlhf_tui.cli, rlhf_tui.headless, rlhf_tui.core.session, rlhf_tui.report;"
+        "import sys, rlhf_tui.cli, rlhf_tui.headless, rlhf_tui.session, rlhf_tui.report;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'torch', 'transformers')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

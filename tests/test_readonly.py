@@ -23,7 +23,7 @@ import pytest
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
 from rlhf_tui.ui.screens.run_view import RunScreen
-from rlhf_tui.ui.top import RlhfTop
+from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.runs_table import RunsTable
 
 REAL_RUNS = Path(__file__).parent / "fixtures" / "real_runs"

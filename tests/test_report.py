@@ -22,8 +22,8 @@ from markdown_it import MarkdownIt
 from rlhf_tui.cli import main
 from rlhf_tui.core.records import Crash, Record, Update
 from rlhf_tui.core.run import Run, SourceFile
-from rlhf_tui.core.session import open_session
-from rlhf_tui.rules import Finding, Status, Threshold
+from rlhf_tui.session import open_session
+from rlhf_tui.rules import Diagnosis, Finding, Status, Threshold
 from rlhf_tui.report import build_report, iso_time, render_json, render_markdown, write_new_file
 
 GOLDEN = Path(__file__).parent / "fixtures" / "report_golden"
@@ -64,9 +64,18 @@ def make_run(
     records = [Record(step, 1_700_000_000.0 + step, values) for step, values in rows]
     facts = {"trainer": trainer, **(facts or {})}
     run.apply(source, Update(records=records, facts=facts, finished=finished, crash=crash))
-    run.findings = list(findings)
-    run.status = Status(*status, "", run.lifecycle())
+    DIAGNOSED[run] = (tuple(findings), status)
     return run
+
+
+DIAGNOSED: dict[Run, tuple[tuple[Finding, ...], tuple[str, str]]] = {}
+
+
+def report_of(run: Run):
+    """The report as of FIXED, with the findings and status `make_run` was given."""
+    findings, (word, level) = DIAGNOSED[run]
+    lifecycle = run.lifecycle(FIXED.timestamp())
+    return build_report(run, Diagnosis(findings, Status(word, level, "", lifecycle)), FIXED)
 
 
 def dpo_rows(n: int = 5) -> list[tuple[int, dict[str, float]]]:
@@ -116,7 +125,7 @@ def real_report(real_runs: Path, name: str):
     session = open_session([str(real_runs / name)])
     session.load()
     (run,) = session.runs()
-    return build_report(run, generated=FIXED)
+    return build_report(run, session.diagnosis(run), generated=FIXED)
 
 
 @pytest.mark.parametrize("name", REAL)
@@ -168,13 +177,13 @@ def test_the_healthy_sft_run_is_stable(real_runs):
 
 
 def test_sections_come_in_order_and_postmortem_only_for_abnormal_ends(tmp_path):
-    healthy = render_markdown(build_report(make_run(tmp_path, "dpo", dpo_rows()), FIXED))
+    healthy = render_markdown(report_of(make_run(tmp_path, "dpo", dpo_rows())))
     assert headings(healthy) == SECTIONS
     assert healthy.startswith("## RLHF Run Diagnostic Report\n\nGenerated: 2026-11-26T02:00:00.000000Z\n\n")
     assert "**Trainer:** DPO | **Status:** Stable\n" in healthy
     crash = Crash("exception", "Python exception", "ValueError: x", SHORT_TRACEBACK)
     crashed = make_run(tmp_path, "dpo", dpo_rows(), finished=False, crash=crash, status=CRASHED)
-    assert headings(render_markdown(build_report(crashed, FIXED))) == WITH_POSTMORTEM
+    assert headings(render_markdown(report_of(crashed))) == WITH_POSTMORTEM
 
 
 def test_generated_is_utc_with_z():
@@ -186,7 +195,7 @@ def test_generated_is_utc_with_z():
 def test_dpo_summary_lines_say_what_the_values_are(tmp_path):
     facts = {"beta": 0.1, "max_steps": 10, "summary": {"train_loss": 0.5}}
     run = make_run(tmp_path, "dpo", dpo_rows(), facts=facts, finished=False)
-    lines = summary_lines(render_markdown(build_report(run, FIXED)))
+    lines = summary_lines(render_markdown(report_of(run)))
     assert lines == {
         "Run": "`exp`",
         "Steps": "5 of 10",
@@ -207,7 +216,7 @@ def test_summary_lines_per_trainer_only_for_metrics_the_run_has(tmp_path):
         (2, {"reward": 0.5, "reward_std": 0.2, "kl": 0.01, "entropy": 3.5, "completions/mean_length": 42.5}),
     ]
     grpo = make_run(tmp_path, "grpo", grpo_rows, name="grpo")
-    assert list(summary_lines(render_markdown(build_report(grpo, FIXED)))) == [
+    assert list(summary_lines(render_markdown(report_of(grpo)))) == [
         "Run", "Steps", "Final Reward", "Final Reward Std", "Final KL", "Final Entropy", "Final Completion Length",
     ]
     ppo_row = {
@@ -218,7 +227,7 @@ def test_summary_lines_per_trainer_only_for_metrics_the_run_has(tmp_path):
         "objective/kl": 0.05,
     }
     ppo = make_run(tmp_path, "ppo", [(1, ppo_row)], name="ppo")
-    assert summary_lines(render_markdown(build_report(ppo, FIXED))) == {
+    assert summary_lines(render_markdown(report_of(ppo))) == {
         "Run": "`ppo`",
         "Steps": "1",
         "Final Loss": "1.0000",
@@ -228,7 +237,7 @@ def test_summary_lines_per_trainer_only_for_metrics_the_run_has(tmp_path):
         "Final KL": "0.05",
     }
     sft = make_run(tmp_path, "sft", [(1, {"loss": 2.0}), (2, {"loss": 1.5})], name="sft")
-    lines = summary_lines(render_markdown(build_report(sft, FIXED)))
+    lines = summary_lines(render_markdown(report_of(sft)))
     assert lines["Final SFT Loss"] == "1.5000"
     assert lines["Final Perplexity"] == f"{math.exp(1.5):.2f}"
 
@@ -236,7 +245,7 @@ def test_summary_lines_per_trainer_only_for_metrics_the_run_has(tmp_path):
 def test_nan_is_shown_as_nan_with_a_note(tmp_path):
     rows = [(1, {"loss": 0.69}), (2, {"loss": math.inf}), (3, {"loss": math.nan})]
     run = make_run(tmp_path, "sft", rows)
-    report = build_report(run, FIXED)
+    report = report_of(run)
     lines = summary_lines(render_markdown(report))
     assert lines["Final SFT Loss"] == "NaN (2 of 3 logged values non-finite, first at step 2)"
     assert lines["Final Perplexity"].startswith("NaN (")
@@ -246,7 +255,7 @@ def test_nan_is_shown_as_nan_with_a_note(tmp_path):
 
 def test_a_metric_logged_less_often_says_at_which_step(tmp_path):
     rows = [(1, {"loss": 0.7, "rewards/accuracies": 0.5}), (2, {"loss": 0.6})]
-    lines = summary_lines(render_markdown(build_report(make_run(tmp_path, "dpo", rows), FIXED)))
+    lines = summary_lines(render_markdown(report_of(make_run(tmp_path, "dpo", rows))))
     assert lines["Final Win Rate"] == "50.0% (last logged at step 1)"
     assert lines["Mean Win Rate"] == "50.0%"
 
@@ -255,7 +264,7 @@ def test_eval_loss_has_its_own_line(tmp_path):
     run = make_run(tmp_path, "sft", [(1, {"loss": 2.0}), (2, {"loss": 1.8}), (3, {"loss": 1.7})])
     source = next(iter(run.files.values()))
     run.apply(source, Update(records=[Record(2, None, {"loss": 1.9}, "eval")]))
-    lines = summary_lines(render_markdown(build_report(run, FIXED)))
+    lines = summary_lines(render_markdown(report_of(run)))
     assert lines["Final SFT Loss"] == "1.7000"
     assert lines["Final Eval Loss"] == "1.9000 (last logged at step 2)"
 
@@ -271,7 +280,7 @@ def test_insights_are_numbered_by_severity_with_where_and_ref_and_one_action_eac
         finding("lr_zero", "high", "Learning rate zero", "Learning rate is 0 after warm-up.", "", "", 5, None, True),
     )
     run = make_run(tmp_path, "dpo", dpo_rows(), findings=findings, status=("Unstable", "high"))
-    report = build_report(run, FIXED)
+    report = report_of(run)
     text = render_markdown(report)
     section = text.split("### Key Insights\n\n", 1)[1].split("\n\n### ", 1)[0]
     assert section.split("\n\n") == [
@@ -289,7 +298,7 @@ def test_insights_are_numbered_by_severity_with_where_and_ref_and_one_action_eac
 
 
 def test_no_findings_no_actions(tmp_path):
-    report = build_report(make_run(tmp_path, "dpo", dpo_rows()), FIXED)
+    report = report_of(make_run(tmp_path, "dpo", dpo_rows()))
     text = render_markdown(report)
     assert "### Key Insights\n\nNo metric rule fired.\n" in text
     assert text.endswith("### Recommended Actions\n\nNo action needed.\n")
@@ -303,7 +312,7 @@ def test_a_long_traceback_keeps_its_end_and_says_how_much_was_cut(tmp_path):
     crash = Crash("oom", "CUDA out of memory", error, traceback, 7, 1_700_000_007.5)
     status = ("Crashed (oom)", "critical")
     run = make_run(tmp_path, "grpo", [(7, {"reward": 0.1})], finished=False, crash=crash, status=status)
-    report = build_report(run, FIXED)
+    report = report_of(run)
     text = render_markdown(report)
     postmortem = text.split("### Postmortem\n", 1)[1].split("\n\n### ", 1)[0]
     kept = postmortem.split("```\n", 1)[1].split("\n```", 1)[0].splitlines()
@@ -322,7 +331,7 @@ def test_a_short_traceback_is_kept_whole(tmp_path):
     traceback = 'Traceback (most recent call last):\n  File "t.py", line 1, in <module>\nKeyError: \'x\'\n'
     crash = Crash("exception", "Python exception", "KeyError: 'x'", traceback, 3)
     run = make_run(tmp_path, "sft", [(3, {"loss": 1.0})], finished=False, crash=crash, status=CRASHED)
-    text = render_markdown(build_report(run, FIXED))
+    text = render_markdown(report_of(run))
     assert "### Postmortem\n**Exit Reason:** exception\n- Last Step: 3\n" in text  # the exception line says more
     assert "Traceback:\n```\n" + traceback + "```\n" in text
     assert "cut" not in text
@@ -333,7 +342,7 @@ def test_a_killed_run_is_reported_as_killed(tmp_path):
     facts = {"pid": 4242, "host": "gpu7"}
     run = make_run(tmp_path, "dpo", dpo_rows(), finished=False, facts=facts, status=("Killed", "critical"))
     run.process_alive = False
-    report = build_report(run, FIXED)
+    report = report_of(run)
     text = render_markdown(report)
     assert "**Status:** Killed" in text
     assert "**Exit Reason:** killed — process 4242 on gpu7 is gone and the run never logged a normal end\n" in text
@@ -344,14 +353,14 @@ def test_a_killed_run_is_reported_as_killed(tmp_path):
 def test_a_sigkill_crash_is_a_killed_end(tmp_path):
     crash = Crash("sigkill", "killed (SIGKILL)", None, None, 5)
     run = make_run(tmp_path, "dpo", dpo_rows(), finished=False, crash=crash, status=("Killed", "critical"))
-    report = build_report(run, FIXED)
+    report = report_of(run)
     assert report.postmortem.end == "killed"
     assert "**Exit Reason:** sigkill — killed (SIGKILL)\n- Last Step: 5\n" in render_markdown(report)
 
 
 def test_a_stalled_run_gets_a_postmortem_saying_so(tmp_path):
     run = make_run(tmp_path, "dpo", dpo_rows(), finished=False, status=("Stalled", "high"))
-    report = build_report(run, FIXED)  # its last step is from 2023: long quiet
+    report = report_of(run)  # its last step is from 2023: long quiet
     assert report.lifecycle == "stalled" and report.postmortem.end == "stalled"
     assert "**Exit Reason:** stalled — no new data for " in render_markdown(report)
 
@@ -375,7 +384,7 @@ def test_hostile_run_text_cannot_change_the_document_structure(tmp_path):
     status = (f"Crashed ({HOSTILE})", "critical")
     run = make_run(tmp_path, "dpo", dpo_rows(), name=HOSTILE, finished=False, crash=crash, findings=findings,
                    status=status, facts={"model_name": HOSTILE})
-    report = build_report(run, FIXED)
+    report = report_of(run)
     text = render_markdown(report)
     assert_clean(text)
     assert headings(text) == WITH_POSTMORTEM
@@ -414,7 +423,7 @@ def test_no_text_from_the_run_changes_the_structure(tmp_path, name, message, tit
     findings = (finding("r", "high", title, message, reference, action, 1),)
     run = make_run(tmp_path, "dpo", dpo_rows(1), name=name, finished=False, crash=crash, findings=findings,
                    status=(f"Crashed ({title})", "critical"))
-    report = build_report(run, FIXED)
+    report = report_of(run)
     text = render_markdown(report)
     assert_clean(text)
     tokens = parse(text)
@@ -432,7 +441,7 @@ def test_no_text_from_the_run_changes_the_structure(tmp_path, name, message, tit
 
 def test_a_code_span_holds_backticks_at_its_edges(tmp_path):
     run = make_run(tmp_path, "dpo", dpo_rows(), name="`tick` and ``two``")
-    tokens = parse(render_markdown(build_report(run, FIXED)))
+    tokens = parse(render_markdown(report_of(run)))
     codes = [c.content for t in tokens if t.type == "inline" for c in t.children if c.type == "code_inline"]
     assert codes == ["`tick` and ``two``"]
 
@@ -445,7 +454,7 @@ def test_json_has_the_same_content(tmp_path):
     threshold = Threshold("loss", 0.5)
     findings = (finding("a", "high", "A", "Something.", "Ref.", "Do it.", 2, None, True, math.nan, threshold),)
     run = make_run(tmp_path, "dpo", dpo_rows(), finished=False, crash=crash, findings=findings, status=CRASHED)
-    report = build_report(run, FIXED)
+    report = report_of(run)
     document = json.loads(json.dumps(render_json(report), allow_nan=False))
     text = render_markdown(report)
     assert document["generated"] == "2026-11-26T02:00:00.000000Z" and document["status"] == "Crashed (exception)"

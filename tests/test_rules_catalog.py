@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 
-from rlhf_tui.rules import SEVERITIES, load_rules
+from rlhf_tui.rules import load_rules
+from rlhf_tui.rules.severity import SEVERITIES
 from rlhf_tui.rules.catalog import compile_rule
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -99,10 +100,10 @@ def test_an_overridden_threshold_changes_what_fires(tmp_path):
     write(tmp_path, "late.yaml", "override:\n  lr_zero: {warmup: 50}\n")
     rules, _ = load_rules(tmp_path)
     from rlhf_tui.rules import Diagnostics
-    from rules_fakerun import run_of
+    from rules_fakerun import NOW, run_of
 
     diagnostics = Diagnostics(rules)
-    diagnostics.update(run_of("sft", records))
+    diagnostics.update(run_of("sft", records), NOW)
     assert diagnostics.findings == []
 
 

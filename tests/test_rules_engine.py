@@ -15,7 +15,7 @@ from rlhf_tui.rules.engine import CHUNK_POINTS, derive_facts, no_signal_loss
 from rlhf_tui.simulate import SCENARIOS, simulate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rules_fakerun import RULES, FakeRun, diagnose, run_of, summary  # noqa: E402
+from rules_fakerun import NOW, RULES, FakeRun, diagnose, run_of, summary  # noqa: E402
 
 
 def rule(rule_id="r", when="loss > 1", severity="medium", **fields) -> Rule:
@@ -34,7 +34,7 @@ def feed(rules, records, trainer="sft", facts=None):
     changes = []
     for record in records:
         run.add([record])
-        changes.append(diagnostics.update(run))
+        changes.append(diagnostics.update(run, NOW))
     return diagnostics, changes
 
 
@@ -70,7 +70,7 @@ def test_a_suppressed_finding_is_folded_then_comes_back_on_its_own():
     run = FakeRun("sft")
     diagnostics = Diagnostics([small, big])
     run.add(losses([2, 2, 6, 6, 2, 2, 2, 2]))
-    diagnostics.update(run)
+    diagnostics.update(run, NOW)
     by_id = {f.rule_id: f for f in diagnostics.findings}
     assert by_id["small"].active and by_id["small"].seq == 2 and by_id["small"].superseded_by is None
     assert not by_id["big"].active
@@ -94,7 +94,7 @@ def test_nan_is_critical_at_its_step_and_does_not_poison_windows():
     assert critical.active  # clears only after 20 finite points
     run = run_of("sft", records)
     own = Diagnostics([mine])
-    own.update(run)
+    own.update(run, NOW)
     (finding,) = own.findings
     assert finding.first_step == 5 and finding.last_step == 40 and finding.active
 
@@ -108,26 +108,26 @@ def test_findings_list_active_first_then_by_severity():
 def test_nothing_new_means_no_change():
     run = run_of("sft", losses([2, 2]))
     diagnostics = Diagnostics([rule()])
-    assert diagnostics.update(run) is True
-    assert diagnostics.update(run) is False
+    assert diagnostics.update(run, NOW) is True
+    assert diagnostics.update(run, NOW) is False
 
 
 def test_a_new_generation_replays_from_scratch():
     run = run_of("sft", losses([2, 2, 2]))
     diagnostics = Diagnostics([rule()])
-    diagnostics.update(run)
+    diagnostics.update(run, NOW)
     first = summary(diagnostics)
     run.generation += 1
-    diagnostics.update(run)
+    diagnostics.update(run, NOW)
     assert summary(diagnostics) == first and diagnostics.findings[0].seq == 1
 
 
 def test_a_shrunk_series_replays_instead_of_misreading():
     run = run_of("sft", losses([2, 2, 2]))
     diagnostics = Diagnostics([rule()])
-    diagnostics.update(run)
+    diagnostics.update(run, NOW)
     rewritten = run_of("sft", losses([0, 0]))
-    assert diagnostics.update(rewritten) is True
+    assert diagnostics.update(rewritten, NOW) is True
     assert diagnostics.findings == []
 
 
@@ -136,10 +136,10 @@ def test_facts_that_arrive_late_are_applied_to_the_whole_run():
     needs_beta = rule(when="loss > beta")
     run = run_of("dpo", records)
     diagnostics = Diagnostics([needs_beta])
-    diagnostics.update(run)
+    diagnostics.update(run, NOW)
     assert diagnostics.findings == []
     run.facts = {"beta": 0.1}
-    diagnostics.update(run)
+    diagnostics.update(run, NOW)
     assert diagnostics.findings[0].first_step == 1
 
 
@@ -147,13 +147,13 @@ def test_run_scope_rule_follows_the_stall():
     run = run_of("sft", losses([1, 1]))
     stalled = next(r for r in RULES if r.id == "stalled")
     diagnostics = Diagnostics([stalled])
-    diagnostics.update(run)
-    run.lifecycle, run.stalled_for = "stalled", 900.0
-    assert diagnostics.update(run) is True
+    diagnostics.update(run, NOW)
+    run.state, run.quiet = "stalled", 900.0
+    assert diagnostics.update(run, NOW) is True
     (finding,) = diagnostics.findings
     assert finding.active and finding.first_step == 2 and "15 min since step 2" in finding.message
-    run.lifecycle, run.stalled_for = "running", None
-    assert diagnostics.update(run) is True and not diagnostics.findings[0].active
+    run.state, run.quiet = "running", None
+    assert diagnostics.update(run, NOW) is True and not diagnostics.findings[0].active
 
 
 def test_step_time_is_derived_from_wall_times_when_not_logged():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_tui.core.session import open_session
+from rlhf_tui.session import open_session
 from rlhf_tui.report import build_report
 
 SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "sample_runs"
@@ -43,10 +43,20 @@ SIZE_LIMIT = 1_500_000  # bytes: the repository ships these
 
 
 @pytest.fixture(scope="module")
-def runs():
+def session():
     session = open_session([str(SAMPLE_RUNS)])
     session.load()
+    return session
+
+
+@pytest.fixture(scope="module")
+def runs(session):
     return {run.name: run for run in session.runs()}
+
+
+@pytest.fixture(scope="module")
+def findings(session, runs):
+    return {name: session.diagnosis(run).findings for name, run in runs.items()}
 
 
 def test_sample_runs_read_as_what_they_are(runs):
@@ -55,14 +65,15 @@ def test_sample_runs_read_as_what_they_are(runs):
     assert {name: list(run.notes) for name, run in runs.items() if run.notes} == {}
 
 
-def test_failing_runs_are_flagged_and_healthy_ones_are_not(runs):
+def test_failing_runs_are_flagged_and_healthy_ones_are_not(findings):
     for name, rule_id in FLAGGED.items():
-        assert rule_id in {finding.rule_id for finding in runs[name].findings if finding.active}, name
-    assert {name: [finding.rule_id for finding in runs[name].findings] for name in QUIET} == {name: [] for name in QUIET}
+        assert rule_id in {finding.rule_id for finding in findings[name] if finding.active}, name
+    assert {name: [finding.rule_id for finding in findings[name]] for name in QUIET} == {name: [] for name in QUIET}
 
 
-def test_the_report_example_run_gives_the_examples_report(runs):
-    report = build_report(runs["dpo_broken_pipe"])
+def test_the_report_example_run_gives_the_examples_report(session, runs):
+    run = runs["dpo_broken_pipe"]
+    report = build_report(run, session.diagnosis(run))
     assert (report.trainer, report.status) == ("DPO", "Crashed (exception)")
     summary = {line.label: line.text for line in report.summary}
     assert summary["Steps"] == "15"

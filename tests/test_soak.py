@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_tui.core.monitor import Monitor
-from rlhf_tui.core.session import open_session
+from rlhf_tui.session import open_session
 from rlhf_tui.core.watch import ChangeFeed
 
 SOAK_SECONDS = float(os.environ.get("RLHF_TOP_SOAK_SECONDS", "12"))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy
 import pytest
+import needs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from search import examples
@@ -472,7 +473,7 @@ def test_too_many_problems_are_capped():
 
 
 def test_file_written_by_torch_summary_writer(tmp_path):
-    tensorboard = pytest.importorskip("torch.utils.tensorboard")
+    tensorboard = needs.module("torch.utils.tensorboard", "pip install -e '.[trl,tensorboard]'")
     writer = tensorboard.SummaryWriter(log_dir=str(tmp_path))
     writer.add_text("args", json.dumps({"max_steps": 3, "logging_steps": 1}))
     writer.add_scalar("train/loss", 0.5, 1)

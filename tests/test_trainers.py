@@ -12,10 +12,12 @@ import warnings
 
 import pytest
 
+import needs
+
 from rlhf_tui.core.metrics import TRAINER_KINDS, normalize_trainer, rules_trainer, trainer_from_args
 
-trl = pytest.importorskip("trl")
-transformers = pytest.importorskip("transformers")
+trl = needs.module("trl", "pip install -e '.[trl]'")
+transformers = needs.module("transformers", "pip install -e '.[trl]'")
 
 
 def trl_trainers() -> list[tuple[type, type | None]]:

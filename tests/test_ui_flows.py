@@ -22,7 +22,7 @@ from rich.console import Console
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
 from rlhf_tui.ui.screens.run_view import RunScreen
-from rlhf_tui.ui.top import RlhfTop
+from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.charts import ChartView, MetricList
 from rlhf_tui.ui.widgets.panes import CrashPane, InsightsPane
 from rlhf_tui.ui.widgets.runs_table import RunsTable

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.run_view import RunScreen
-from rlhf_tui.ui.top import RlhfTop
+from rlhf_tui.ui.widgets.charts import ChartView
 from rlhf_tui.ui.widgets.runs_table import RunsTable
 
 REAL_RUNS = Path(__file__).parent / "fixtures" / "real_runs"
@@ -51,12 +52,17 @@ def test_crash_pane(snap_compare, app, size):
     assert snap_compare(app, terminal_size=size, run_before=lambda pilot: settle(pilot, "dpo_crash"))
 
 
+def charts_drawn(screen) -> bool:
+    """The run view's worker has delivered, and the screen has drawn what it asked for last."""
+    return isinstance(screen, RunScreen) and screen.drawn and screen.query(ChartView).first().chart is not None
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_run_view(snap_compare, app, size):
     async def open_grpo(pilot):
         await settle(pilot, "grpo_small")
         await pilot.press("enter")
-        while not isinstance(pilot.app.screen, RunScreen):
+        while not charts_drawn(pilot.app.screen):
             await pilot.pause(0.05)
         await pilot.pause()
 

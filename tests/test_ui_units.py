@@ -8,12 +8,12 @@ from rich.console import Console
 from rich.text import Text
 
 from rlhf_tui.core.series import Series, ema, sparkline_values
-from rlhf_tui.ui.chart import Chart, ChartOptions, Line, _plotext_text, render_chart, smooth
-from rlhf_tui.ui.look import SPARK_BLOCKS, progress_bar, sparkline
+from rlhf_tui.ui.chart_model import Chart, ChartOptions, Line, _plotext_text, render_chart, smooth
+from rlhf_tui.look import SPARK_BLOCKS, progress_bar, sparkline
 from rlhf_tui.ui.snapshot import SPARK_SAMPLE, RunSnapshot, spark_values
 from rlhf_tui.core.text import block, one_line
 from rlhf_tui.report import is_inside
-from rlhf_tui.ui.top import default_report_path
+from rlhf_tui.ui.app import default_report_path
 from rlhf_tui.ui.widgets.runs_table import COLUMNS, MARK_WIDTH, layout, matches, parse_filter, sort_key
 
 HOSTILE = "run[lr=1e-5] [/bold] \x1b[31mred\x1b[0m \x1b]0;title\x07 \x1b]52;c;ZXZpbA==\x07 bell\x07 \u202eevil\r\nnext"

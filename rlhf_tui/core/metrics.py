@@ -176,23 +176,20 @@ _PREFERENCE: dict[str, tuple[str, ...]] = {
 }
 
 _ONLINE: dict[str, tuple[str, ...]] = {
+    # What the reward model or function says (PPO's objective/scores), not the KL-penalised
+    # objective/rlhf_reward: the same meaning as GRPO's reward, and what reward hacking inflates.
     "reward": (
         "reward",
         "reward_mean",
-        "objective/rlhf_reward",
         "objective/scores",
+        "objective/rlhf_reward",
         "critic/score/mean",
         "env/reward_mean",
         "rewards/mean",
     ),
     "reward_std": ("reward_std", "critic/score/std", "objective/scores_std"),
     "kl": ("kl", "objective/kl", "actor/kl_loss", "kl_mean"),
-    "completion_length": (
-        "completions/mean_length",
-        "completion_length",
-        "response_length/mean",
-        "val/num_eos_tokens",
-    ),
+    "completion_length": ("completions/mean_length", "completion_length", "response_length/mean"),
     "clipped_ratio": ("completions/clipped_ratio", "response_length/clip_ratio"),
     "frac_reward_zero_std": ("frac_reward_zero_std",),
     "clip_ratio": ("clip_ratio/region_mean", "clip_ratio", "policy/clipfrac_avg", "actor/pg_clipfrac"),

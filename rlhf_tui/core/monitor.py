@@ -121,10 +121,10 @@ class Monitor:
     def _source_file(path: str, kind: str) -> SourceFile:
         name = os.path.basename(path)
         if kind in STREAM_READERS:
-            logical, factory = STREAM_READERS[kind]
-            return SourceFile(path, kind, logical, factory(name), FileTail(path))
-        logical, reader = DOCUMENT_READERS[kind]
-        return SourceFile(path, kind, logical, reader, Snapshot(path))
+            stream, factory = STREAM_READERS[kind]
+            return SourceFile(path, kind, stream, factory(name), FileTail(path))
+        document, reader = DOCUMENT_READERS[kind]
+        return SourceFile(path, kind, document, reader, Snapshot(path))
 
     # --- reading ---------------------------------------------------------------------------
 

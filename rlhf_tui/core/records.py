@@ -11,16 +11,31 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 
+EVAL_PREFIX = "eval_"
+
+
 class Record(NamedTuple):
     """One logged step: raw metric keys as the trainer wrote them, NaN/Inf kept.
 
     Readers may pass values on as parsed; the run model keeps ints and floats and drops the rest.
+    An eval record's keys come without the `eval_` prefix trainers log them with (`split_eval`):
+    the run model stores them as `eval_<key>`.
     """
 
     step: int
     time: float | None
     values: dict[str, float]
     phase: str = "train"  # "train" or "eval"; eval keys are kept apart as eval_<key>
+
+
+def split_eval(values: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """A logged dict as (train values, eval values without their `eval_` prefix); the epoch goes
+    with the eval values too when there are any."""
+    train = {key: value for key, value in values.items() if not key.startswith(EVAL_PREFIX)}
+    evaluation = {key[len(EVAL_PREFIX) :]: value for key, value in values.items() if key.startswith(EVAL_PREFIX)}
+    if evaluation and "epoch" in values:
+        evaluation["epoch"] = values["epoch"]
+    return train, evaluation
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_tui.core.metrics import infer_trainer, resolve_roles, trainer_label
-from rlhf_tui.core.records import Crash, Record, Update
+from rlhf_tui.core.records import EVAL_PREFIX, Crash, Record, Update
 from rlhf_tui.core.series import Series
 
 # Which logical source a run shows when several are equally current (higher wins).
@@ -159,7 +159,7 @@ class SourceData:
                     batch.time_values.append(when)
                     batch.newest_time = when
         else:
-            prefix = "eval_"
+            prefix = EVAL_PREFIX
         last_by_key = self._last_by_key
         for key, value in values.items():
             kind = type(value)
@@ -240,9 +240,6 @@ class Run:
         self.process_alive: bool | None = None
         self._interval_key: tuple[str | None, int] | None = None
         self._interval: float | None = None
-        self.diagnostics: Any = None
-        self.findings: list[Any] = []
-        self.status: Any = None
 
     # --- what views and rules read ---------------------------------------------------------
 
@@ -371,10 +368,6 @@ class Run:
             return "stalled"
         return "running"
 
-    @property
-    def stalled_for(self) -> float | None:
-        return self.quiet_for() if self.lifecycle() == "stalled" else None
-
     def points(self) -> int:
         return sum(d.points() for d in self.data.values())
 
@@ -420,11 +413,13 @@ class Run:
             self.touch()
 
     def _add_records(self, file: SourceFile, update: Update, file_time: float | None) -> bool:
-        data = self.data.get(file.logical)
+        logical = file.logical
+        assert logical is not None  # documents that only give facts have no records to add
+        data = self.data.get(logical)
         if data is None or update.replace:
-            if data is not None and file.logical == self.primary:
+            if data is not None and logical == self.primary:
                 self.generation += 1
-            data = self.data[file.logical] = SourceData(file.logical)
+            data = self.data[logical] = SourceData(logical)
         new_steps, newest_time, rewound_to = data.add(update.records)
         if rewound_to is not None:
             self.note(
@@ -452,12 +447,12 @@ class Run:
 
     def choose_primary(self) -> None:
         """The highest-ranked source that is current (within a small lag of the newest step)."""
-        candidates = [d for d in self.data.values() if d.last_step is not None]
-        if not candidates:
+        last_steps = {d.kind: d.last_step for d in self.data.values() if d.last_step is not None}
+        if not last_steps:
             return
-        newest = max(d.last_step for d in candidates)
+        newest = max(last_steps.values())
         tolerance = 2 + max(newest, 0) // 50
-        current = [d for d in candidates if d.last_step >= newest - tolerance]
+        current = [self.data[kind] for kind, step in last_steps.items() if step >= newest - tolerance]
         best = max(current, key=lambda d: SOURCE_RANK.get(d.kind, 0))
         if best.kind != self.primary:
             self.primary = best.kind

@@ -88,23 +88,21 @@ class Series:
 
 
 def downsample(x: np.ndarray, y: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most about `budget` points keeping each bucket's min and max, so spikes survive."""
+    """At most about `budget` points keeping each bucket's min and max (finite `y`), so spikes survive."""
     n = len(x)
     if n <= budget or budget < 4:
         return x, y
     buckets = budget // 2
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    starts = edges[:-1]
-    lo = np.minimum.reduceat(y, starts)
-    hi = np.maximum.reduceat(y, starts)
-    lo_idx = np.empty(buckets, dtype=np.int64)
-    hi_idx = np.empty(buckets, dtype=np.int64)
-    for b in range(buckets):
-        segment = y[edges[b] : edges[b + 1]]
-        lo_idx[b] = edges[b] + int(np.argmin(segment))
-        hi_idx[b] = edges[b] + int(np.argmax(segment))
-    idx = np.unique(np.concatenate([lo_idx, hi_idx, [0, n - 1]]))
-    return x[idx], y[idx]
+    bucket = np.repeat(np.arange(buckets), np.diff(edges))
+    kept = [np.array([0, n - 1])]
+    for extreme in (np.minimum, np.maximum):
+        per_bucket = extreme.reduceat(y, edges[:-1])
+        candidates = np.flatnonzero(y == per_bucket[bucket])
+        _, first = np.unique(bucket[candidates], return_index=True)  # the first of each bucket, as argmin does
+        kept.append(candidates[first])
+    index = np.unique(np.concatenate(kept))
+    return x[index], y[index]
 
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:

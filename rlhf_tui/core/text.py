@@ -35,18 +35,20 @@ def one_line(text: str, limit: int = NAME_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def clean(text: str) -> str:
+    """Multi-line text with escapes and control characters removed; every line break a `\\n`."""
+    lines = _LINE_BREAKS.split(_ESCAPES.sub("", text).expandtabs(4))
+    return "\n".join(_CONTROLS.sub("", line) for line in lines)
+
+
 def block(text: str, line_limit: int = LINE_LIMIT, max_lines: int = BLOCK_LINES) -> str:
-    """Multi-line text (a traceback): escapes removed, one line per break, each line capped.
+    """Multi-line text (a traceback), cleaned, each line capped.
 
     A long block keeps its end, where a traceback says what went wrong.
     """
-    text = _ESCAPES.sub("", text)
-    lines = _LINE_BREAKS.split(text.expandtabs(4))
+    lines = clean(text).split("\n")
     if len(lines) > max_lines:
         cut = len(lines) - max_lines
         lines = [f"… {cut} earlier lines not shown"] + lines[cut:]
-    cleaned = []
-    for line in lines:
-        line = _CONTROLS.sub("", line)
-        cleaned.append(line if len(line) <= line_limit else line[: line_limit - 1] + "…")
-    return "\n".join(cleaned).strip("\n")
+    capped = [line if len(line) <= line_limit else line[: line_limit - 1] + "…" for line in lines]
+    return "\n".join(capped).strip("\n")

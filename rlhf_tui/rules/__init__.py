@@ -1,16 +1,29 @@
 """Diagnosis: the rule catalogue, its condition language, the incremental engine and run status.
 
-No Textual here. Typical use, one Diagnostics per run::
+Diagnosis reads runs through `RunView` (view.py) and never imports the UI. Typical use, one
+Diagnostics per run::
 
     rules, errors = load_rules(user_dir)
     diagnostics = Diagnostics(rules)
-    if diagnostics.update(run):          # after each change to the run
-        redraw(diagnostics.findings)
-    status = run_status(run, diagnostics.findings)
+    diagnostics.update(run, now)             # after each change to the run
+    status = run_status(run, diagnostics.findings, now)
 """
 
-from .catalog import SEVERITIES, Rule, load_rules
-from .engine import Diagnostics, Finding, Threshold
-from .status import Status, run_status
+from rlhf_tui.rules import severity
+from rlhf_tui.rules.catalog import Rule, load_rules
+from rlhf_tui.rules.engine import Diagnostics, Finding, Threshold
+from rlhf_tui.rules.status import Diagnosis, Status, run_status
+from rlhf_tui.rules.view import RunView
 
-__all__ = ["SEVERITIES", "Diagnostics", "Finding", "Rule", "Status", "Threshold", "load_rules", "run_status"]
+__all__ = [
+    "Diagnosis",
+    "Diagnostics",
+    "Finding",
+    "Rule",
+    "RunView",
+    "Status",
+    "Threshold",
+    "load_rules",
+    "run_status",
+    "severity",
+]

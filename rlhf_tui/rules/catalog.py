@@ -25,9 +25,8 @@ from typing import Any
 
 import yaml
 
-from .language import ROLES, ConditionError, Program, Template, compile_expression, compile_template
-
-SEVERITIES = ("critical", "high", "medium", "low")
+from rlhf_tui.rules.language import ROLES, ConditionError, Program, Template, compile_expression, compile_template
+from rlhf_tui.rules.severity import SEVERITIES
 
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
 _RULE_FIELDS = {

@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from ..core.metrics import rules_trainer
-from ..core.series import Series
-from .catalog import CompiledRule, Rule, compile_rule, order_by_suppression
-from .language import Frame, RoleWindow, consecutive
+from rlhf_tui.core.metrics import rules_trainer
+from rlhf_tui.core.series import Series
+from rlhf_tui.rules import severity
+from rlhf_tui.rules.catalog import CompiledRule, Rule, compile_rule, order_by_suppression
+from rlhf_tui.rules.language import Frame, RoleWindow, consecutive
+from rlhf_tui.rules.view import RunView
 
 CHUNK_POINTS = 16384
-SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _NEVER = -(2**62)
 
 
@@ -119,13 +120,14 @@ class Diagnostics:
     def findings(self) -> list[Finding]:
         """Findings, active first, then by severity and first step; folded ones left out."""
         shown = [f for f in self._findings.values() if f.superseded_by is None]
-        return sorted(shown, key=lambda f: (not f.active, SEVERITY_RANK[f.severity], f.first_step or 0, f.rule_id))
+        return sorted(shown, key=lambda f: (not f.active, severity.rank(f.severity), f.first_step or 0, f.rule_id))
 
-    def update(self, run: Any) -> bool:
+    def update(self, run: RunView, now: float) -> bool:
         """Consume what is new in `run`; True when a finding appeared, (re)fired, cleared or was folded.
 
         Values of active findings are refreshed on every call regardless. A new `run.generation`,
-        trainer or relevant fact resets all state and replays the run from its first point.
+        trainer or relevant fact resets all state and replays the run from its first point. `now`
+        (seconds since the epoch) is when run-scope rules look at the run (stalled_for).
         """
         changed = self._sync(run)
         new = self._new_points(run)
@@ -136,14 +138,14 @@ class Diagnostics:
         with np.errstate(all="ignore"):  # NaN and Inf are data here, not errors
             for chunk in _chunks(new):
                 changed |= self._advance(chunk)
-            changed |= self._update_run_scope(run)
+            changed |= self._update_run_scope(run, now)
         return changed
 
     # -- state ---------------------------------------------------------------------------------
 
-    def _sync(self, run: Any) -> bool:
+    def _sync(self, run: RunView) -> bool:
         trainer = rules_trainer(run.trainer or "unknown")
-        facts = derive_facts(trainer, run.facts or {})
+        facts = derive_facts(trainer, run.facts)
         context = (run.generation, trainer, facts)
         if context == self._context:
             return False
@@ -172,13 +174,13 @@ class Diagnostics:
         self._findings: dict[str, Finding] = {}
         self._step_times = _StepTimes()
 
-    def _series(self, run: Any, role: str) -> Series | None:
+    def _series(self, run: RunView, role: str) -> Series | None:
         series = run.role(role)
         if role == "step_time" and (series is None or len(series) == 0):
             return self._step_times.update(run.times)
         return series
 
-    def _new_points(self, run: Any) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    def _new_points(self, run: RunView) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
         """New (steps, values) per role; None when a series shrank (the run was rewritten)."""
         new = {}
         for role, window in self._windows.items():
@@ -186,7 +188,7 @@ class Diagnostics:
             size = 0 if series is None else len(series)
             if size < window.count:
                 return None
-            if size > window.count:
+            if series is not None and size > window.count:
                 new[role] = (series.steps[window.count :], series.values[window.count :])
         return new
 
@@ -312,7 +314,7 @@ class Diagnostics:
         return fire, raw
 
     @staticmethod
-    def _render(finding: Finding, compiled: CompiledRule, frame: Frame, i: int, step: int) -> None:
+    def _render(finding: Finding, compiled: CompiledRule, frame: Frame, i: int, step: int | None) -> None:
         at = frame.at(i)
         finding.last_step = step
         message = compiled.message.render(at)
@@ -332,12 +334,13 @@ class Diagnostics:
 
     # -- run-scope rules -----------------------------------------------------------------------
 
-    def _update_run_scope(self, run: Any) -> bool:
+    def _update_run_scope(self, run: RunView, now: float) -> bool:
         if not self._run_states:
             return False
-        stalled = run.stalled_for if lifecycle_of(run) == "stalled" and run.stalled_for is not None else math.nan
+        quiet = run.quiet_for(now) if run.lifecycle(now) == "stalled" else None
+        stalled = math.nan if quiet is None else quiet
         last_step = run.last_step
-        variables = {"stalled_for": float(stalled), "last_step": math.nan if last_step is None else float(last_step)}
+        variables = {"stalled_for": stalled, "last_step": math.nan if last_step is None else float(last_step)}
         step = np.array([math.nan if last_step is None else float(last_step)])
         changed = False
         for state in self._run_states:
@@ -362,12 +365,6 @@ class Diagnostics:
                 if holds:
                     self._render(finding, state.compiled, frame, 0, last_step)
         return changed
-
-
-def lifecycle_of(run: Any) -> str:
-    """The run's lifecycle word, whether the run model offers it as an attribute or a method."""
-    lifecycle = run.lifecycle
-    return lifecycle() if callable(lifecycle) else lifecycle
 
 
 @functools.lru_cache(maxsize=8)
@@ -431,7 +428,7 @@ class _StepTimes:
 # Facts
 
 
-def derive_facts(trainer: str, facts: Mapping[str, Any]) -> dict[str, float]:
+def derive_facts(trainer: str, facts: Mapping[str, object]) -> dict[str, float]:
     """The numeric facts rules can name, from the run's facts (FACT_KEYS) and its config.
 
     Config booleans become 1/0. Unknown facts are left out (a rule reading one sees NaN and stays

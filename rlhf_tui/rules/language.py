@@ -154,7 +154,7 @@ def tokenize(text: str) -> list[Token]:
         if match is None:
             raise ConditionError(f"unexpected character {text[position]!r}", position + 1)
         kind = match.lastgroup
-        if kind != "space":
+        if kind is not None and kind != "space":
             word = match.group()
             if kind == "name" and word in _KEYWORDS:
                 kind = "keyword"
@@ -253,6 +253,7 @@ class _Parser:
         keyword = self.accept("for")
         if keyword is not None:
             token = self.take()
+            count: Number | Name
             if token.kind == "number":
                 count = Number(float(token.text), token.column)
             elif token.kind == "name":

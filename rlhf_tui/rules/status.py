@@ -1,12 +1,14 @@
-"""A run's status in one word, from its lifecycle and its active findings."""
+"""A run's status in one word, from its lifecycle and its active findings; and the run's Diagnosis."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from .engine import SEVERITY_RANK, Finding, lifecycle_of
+from rlhf_tui.core.display import format_duration
+from rlhf_tui.rules import severity
+from rlhf_tui.rules.engine import Finding
+from rlhf_tui.rules.view import RunView
 
 
 @dataclass(frozen=True)
@@ -16,7 +18,7 @@ class Status:
     word: the status, most severe first: "Crashed (<reason>)", "Killed", "Stalled",
     "Diverged (NaN)" (an active critical finding: critical is reserved for non-finite values),
     "Unstable" (an active high finding), "Partially unstable" (medium), "Healthy".
-    severity: "critical", "high", "medium" or "ok", for colour and glyph.
+    severity: "critical", "high", "medium" or "ok", for colour and glyph (low findings never colour).
     detail: one line saying why (the exception, the stall time, the top finding's title), or "".
     lifecycle: the run's lifecycle as the run model reports it ("running", "finished", ...).
     """
@@ -27,10 +29,23 @@ class Status:
     lifecycle: str
 
 
-def run_status(run: Any, findings: Sequence[Finding]) -> Status:
-    lifecycle = lifecycle_of(run)
-    active = sorted((f for f in findings if f.active), key=lambda f: SEVERITY_RANK[f.severity])
-    top = active[0] if active else None
+@dataclass(frozen=True)
+class Diagnosis:
+    """What diagnosis says of one run: every finding (active first, cleared ones kept) and its status."""
+
+    findings: tuple[Finding, ...]
+    status: Status
+
+    @property
+    def active(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.active]
+
+
+_FINDING_WORDS = {"critical": "Diverged (NaN)", "high": "Unstable", "medium": "Partially unstable"}
+
+
+def run_status(run: RunView, findings: Sequence[Finding], now: float) -> Status:
+    lifecycle = run.lifecycle(now)
     crash = run.crash
     if lifecycle == "crashed":
         word = f"Crashed ({crash.reason})" if crash is not None else "Crashed"
@@ -39,18 +54,16 @@ def run_status(run: Any, findings: Sequence[Finding]) -> Status:
     if lifecycle == "killed":
         return Status("Killed", "critical", crash.label if crash is not None else "", lifecycle)
     if lifecycle == "stalled":
-        return Status("Stalled", "high", _stall_detail(run.stalled_for, run.last_step), lifecycle)
-    if top is None:
-        return Status("Healthy", "ok", "", lifecycle)
-    words = {"critical": "Diverged (NaN)", "high": "Unstable", "medium": "Partially unstable", "low": "Healthy"}
-    severity = top.severity if top.severity != "low" else "ok"
-    return Status(words[top.severity], severity, top.title, lifecycle)
+        return Status("Stalled", "high", _stall_detail(run.quiet_for(now), run.last_step), lifecycle)
+    active = sorted((f for f in findings if f.active and f.severity in _FINDING_WORDS), key=lambda f: severity.rank(f.severity))
+    if not active:
+        return Status("Healthy", severity.OK, "", lifecycle)
+    top = active[0]
+    return Status(_FINDING_WORDS[top.severity], top.severity, top.title, lifecycle)
 
 
 def _stall_detail(seconds: float | None, last_step: int | None) -> str:
     if seconds is None:
         return ""
-    minutes = seconds / 60
-    duration = f"{minutes / 60:.1f} h" if minutes >= 90 else f"{minutes:.0f} min"
     after = f" after step {last_step}" if last_step is not None else ""
-    return f"no new step for {duration}{after}"
+    return f"no new step for {format_duration(seconds)}{after}"

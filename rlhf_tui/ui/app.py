@@ -1,35 +1,301 @@
-"""`rlhf-top` in a terminal: set up colours, then run the Textual app until the user quits.
+"""The Textual application: screens, app-wide keys and state, and the hand-over from other threads.
 
-Textual reads its colour settings from the environment when it is first imported, so this module
-imports it only after `--color-system` has been applied (the app itself is in `top.py`).
+Three kinds of thread feed the screen, and none of them touches a widget: the reader (live.py) owns
+the session and hands over `RunSnapshot`s; workers prepare the run view's charts (run_data.py) and
+write exported reports, and post their results as messages (messages.py).
 """
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import os
-from contextlib import ExitStack
+import re
+import signal
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import ActiveBinding, Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from rlhf_tui.look import Look
+from rlhf_tui.report import build_report, is_inside, render_markdown, write_new_file
+from rlhf_tui.ui.live import Batch, LiveLoop, LoopSettings
+from rlhf_tui.ui.messages import BatchWaiting, ExportFinished, RunViewReady
+from rlhf_tui.ui.run_data import RunViewRequest, prepare
+from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
+from rlhf_tui.ui.screens.home import HomeScreen
+from rlhf_tui.ui.screens.run_view import RunScreen
+from rlhf_tui.ui.snapshot import RunSnapshot
+
+AGE_SECONDS = 1.0
 
 
-def apply_color_system(color_system: str) -> None:
-    """`--color-system`: none means monochrome (as NO_COLOR does); auto leaves it to the terminal."""
-    if color_system == "none":
-        os.environ["NO_COLOR"] = "1"
-    elif color_system != "auto":
-        os.environ["TEXTUAL_COLOR_SYSTEM"] = color_system
+def default_report_path(run_name: str, run_path: str, cwd: str, home: str) -> str:
+    """`./<run>-report.md` in the working directory, or in the home directory when the working
+    directory is inside the run (a report never goes into a run directory)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_name).strip("._") or "run"
+    filename = f"{safe}-report.md"
+    if not is_inside(cwd, run_path):
+        return f".{os.sep}{filename}"
+    return os.path.join(home, filename)
 
 
-def launch(roots: list[str], args: argparse.Namespace) -> int:
-    apply_color_system(args.color_system)
-    from rlhf_tui.ui.live import LoopSettings
-    from rlhf_tui.ui.top import RlhfTop
+FAILED_NAMED = 5
 
-    with ExitStack() as stack:
-        if args.demo:
-            from rlhf_tui.demo import LiveDemo
 
-            roots = [stack.enter_context(LiveDemo())]
-        settings = LoopSettings(roots=roots, depth=args.depth, rules_dir=args.rules, poll_seconds=args.poll)
-        app = RlhfTop(settings)
-        app.run()
-        return app.return_code or 0
+def failed_runs_message(failed: list[RunSnapshot]) -> str:
+    """What the table marks ✖ (crashed, killed, NaN), counted and named."""
+    named = ", ".join(f"{s.name} ({s.status})" for s in failed[:FAILED_NAMED])
+    more = f" and {len(failed) - FAILED_NAMED} more" if len(failed) > FAILED_NAMED else ""
+    runs = "run" if len(failed) == 1 else "runs"
+    return f"{len(failed)} failed {runs}: {named}{more}. n jumps to each problem."
+
+
+class RlhfTop(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "rlhf-top"
+    BINDING_GROUP_TITLE = "everywhere"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("p", "pause", "Pause", tooltip="Stop (or resume) reading new data"),
+        Binding("r", "refresh", "Refresh", tooltip="Re-read every file and look for new runs now"),
+        Binding("e", "export", "Export", tooltip="Write the Markdown report of the run"),
+        Binding("c", "copy", "Copy", tooltip="Copy the traceback (or the run's path) to the clipboard"),
+    ]
+
+    loaded: reactive[bool] = reactive(False)
+    """The cold start is over: every run found at start has been read once."""
+    paused: reactive[bool] = reactive(False)
+    """No new data is read until the user resumes (`p`)."""
+    global_notes: reactive[tuple[str, ...]] = reactive(())
+    """Problems that belong to no run: unreadable roots, bad rule files, file watching unavailable."""
+
+    def __init__(self, settings: LoopSettings) -> None:
+        super().__init__()
+        self.look = Look(monochrome=self.no_color)
+        self.settings = settings
+        self.clock = settings.clock
+        self.loop = LiveLoop(settings, notify=lambda: self.post_message(BatchWaiting()))
+        self.snapshots: dict[str, RunSnapshot] = {}
+        self.seen: dict[str, dict[str, int]] = {}  # run path -> {rule id: times fired} the user saw
+
+    def get_default_screen(self) -> Screen:
+        self.home = HomeScreen()
+        return self.home
+
+    def on_mount(self) -> None:
+        self._read()
+        self.set_interval(AGE_SECONDS, self._refresh_ages)
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # no SIGHUP here (Windows, or not the main thread)
+
+    def on_unmount(self) -> None:
+        self.loop.stop()
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def _hang_up(self) -> None:
+        """The terminal went away (SSH dropped): stop reading and leave quietly."""
+        self.loop.stop()
+        self.exit(0)
+
+    @work(thread=True, exit_on_error=False, name="reader")
+    def _read(self) -> None:
+        self.loop.run()
+
+    # --- the hand-over ----------------------------------------------------------------------
+
+    def on_batch_waiting(self, message: BatchWaiting) -> None:
+        self.apply(self.loop.take())
+
+    def apply(self, batch: Batch) -> None:
+        for error in batch.errors:
+            self.notify(error, title="rlhf-top", severity="error", timeout=15, markup=False)
+        if batch.notes is not None:
+            self.global_notes = tuple(batch.notes)
+            if batch.notes and self.loaded:
+                self.notify("\n".join(batch.notes[:5]), title="Problems", severity="warning", timeout=10, markup=False)
+        failed = []
+        for path, snapshot in batch.snapshots.items():
+            old = self.snapshots.get(path)
+            if not self.loaded:
+                self.seen[path] = snapshot.seen_state()
+            elif snapshot.severity == "critical" and (old is None or old.severity != "critical"):
+                failed.append(snapshot)
+            self.snapshots[path] = snapshot
+        if batch.loaded and not self.loaded:
+            self.loaded = True
+            self._announce_loaded()
+        self.home.table.update_runs(batch.snapshots.values())
+        for snapshot in failed:
+            crash = snapshot.crash
+            why = f"{snapshot.status}: {crash.label}" if crash is not None else snapshot.status
+            self.notify(f"{snapshot.name}: {why}", title="Run failed", severity="error", timeout=30, markup=False)
+        if isinstance(self.screen, RunScreen):
+            self.screen.runs_changed(set(batch.snapshots))
+
+    def _announce_loaded(self) -> None:
+        failed = sorted((s for s in self.snapshots.values() if s.severity == "critical"), key=lambda s: s.name)
+        if not self.snapshots:
+            roots = ", ".join(self.settings.roots)
+            self.notify(f"No runs found under {roots} (yet): watching for new ones.", timeout=10, markup=False)
+        elif failed:
+            self.notify(failed_runs_message(failed), severity="warning", timeout=8, markup=False)
+
+    def new_findings(self, snapshot: RunSnapshot | None) -> set[str]:
+        """Rule ids of the run's findings that fired since the user last looked at the run."""
+        if snapshot is None:
+            return set()
+        return snapshot.new_findings(self.seen.get(snapshot.path, {}))
+
+    def leave_run(self, old: str | None, new: str | None) -> None:
+        """The user looked at `old` and moved on: its findings are no longer news."""
+        if old is None or old == new or old not in self.snapshots:
+            return
+        had_news = bool(self.new_findings(self.snapshots[old]))
+        self.seen[old] = self.snapshots[old].seen_state()
+        if had_news:
+            self.home.table.refresh_row(old)
+
+    def _refresh_ages(self) -> None:
+        if self.screen is self.home:
+            self.home.table.refresh_ages()
+
+    def open_runs(self, paths: list[str]) -> None:
+        self.push_screen(RunScreen(paths))
+
+    def _selected_run(self) -> str | None:
+        selected = getattr(self.screen, "selected_run_path", None)
+        return selected() if selected is not None else None
+
+    # --- app-wide actions -------------------------------------------------------------------
+
+    def watch_paused(self, paused: bool) -> None:
+        self.loop.set_paused(paused)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.notify("Paused: no new data is read (p resumes)." if self.paused else "Resumed.", timeout=3, markup=False)
+
+    def action_refresh(self) -> None:
+        self.loop.refresh_now()
+        self.notify("Re-reading all runs…", timeout=2, markup=False)
+
+    def action_copy(self) -> None:
+        path = self._selected_run()
+        snapshot = self.snapshots.get(path) if path else None
+        if snapshot is None:
+            self.notify("No run selected.", severity="warning", timeout=3, markup=False)
+            return
+        if snapshot.crash is not None and snapshot.crash.traceback:
+            self.copy_to_clipboard(snapshot.crash.traceback)
+            lines = snapshot.crash.traceback.count("\n") + 1
+            self.notify(f"Traceback of {snapshot.name} copied ({lines} lines, via OSC 52).", timeout=4, markup=False)
+        else:
+            self.copy_to_clipboard(snapshot.path)
+            self.notify(f"Path of {snapshot.name} copied (via OSC 52).", timeout=4, markup=False)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self._binding_rows(self.screen.active_bindings.values()), list(self.global_notes)))
+
+    def _binding_rows(self, bindings: Iterable[ActiveBinding]) -> list[tuple[str, str, str]]:
+        """(keys, what the action does, where it works), one row per action, from the live bindings."""
+        rows: dict[tuple[str, int], list] = {}
+        for active in bindings:
+            binding = active.binding
+            if not binding.description:
+                continue
+            display = binding.key_display or self.get_key_display(binding)
+            where = getattr(active.node, "BINDING_GROUP_TITLE", None) or type(active.node).__name__
+            row = rows.setdefault((binding.action, id(active.node)), [[], binding.tooltip or binding.description, where])
+            if display not in row[0]:
+                row[0].append(display)
+        listed = [(", ".join(keys), description, where) for keys, description, where in rows.values()]
+        return sorted(listed, key=lambda row: row[2] == self.BINDING_GROUP_TITLE)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if binding.description and binding.action not in ("quit", "command_palette"):
+                key = binding.key_display or binding.key.split(",")[0]
+                yield SystemCommand(
+                    binding.description,
+                    f"{binding.tooltip or binding.description} (key: {key})",
+                    partial(self.run_action, binding.action, active.node),
+                )
+
+    def action_export(self) -> None:
+        path = self._selected_run()
+        snapshot = self.snapshots.get(path) if path else None
+        if snapshot is None:
+            self.notify("No run selected.", severity="warning", timeout=3, markup=False)
+            return
+        default = default_report_path(snapshot.name, snapshot.path, os.getcwd(), os.path.expanduser("~"))
+        self.push_screen(ExportScreen(snapshot.name, default), partial(self._export_to, snapshot.path))
+
+    def _export_to(self, run_path: str, target: str | None, force: bool = False) -> None:
+        if target is None:
+            return
+        destination = Path(os.path.expanduser(target))
+        if any(is_inside(str(destination.parent), path) for path in self.snapshots):
+            self.notify("A report is never written inside a run directory: choose another place.", severity="error", markup=False)
+            return
+        self._write_report(run_path, target, destination, force)
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def _write_report(self, run_path: str, target: str, destination: Path, force: bool) -> None:
+        """Build the report from the live run (under the session lock) and write it, off the UI thread."""
+        with self.loop.lock:
+            run = self.loop.run_by_path(run_path)
+            session = self.loop.session
+            text = render_markdown(build_report(run, session.diagnosis(run))) if run and session else None
+        problem, exists = None, False
+        if text is None:
+            problem = "That run is gone."
+        else:
+            try:
+                write_new_file(destination, text, force=force)
+            except FileExistsError:
+                exists = True
+            except OSError as exc:
+                problem = f"Cannot write {destination}: {exc.strerror or exc}"
+        self.post_message(ExportFinished(run_path, target, str(destination), problem, exists))
+
+    @on(ExportFinished)
+    def _export_finished(self, message: ExportFinished) -> None:
+        if message.exists:
+            self.push_screen(
+                ConfirmScreen(f"{message.destination} exists. Overwrite it?"),
+                lambda yes: self._export_to(message.run_path, message.target, force=True)
+                if yes
+                else self.notify("Not exported.", timeout=3),
+            )
+        elif message.problem is not None:
+            self.notify(message.problem, severity="error", timeout=10, markup=False)
+        else:
+            self.notify(f"Report written to {message.destination}", timeout=6, markup=False)
+
+    # --- the run view's data ------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="run-view")
+    def prepare_run_view(self, screen: RunScreen, request: RunViewRequest) -> None:
+        """Copy the charts of `request` out of the live runs, off the UI thread, and post them to `screen`."""
+        with self.loop.lock:
+            session = self.loop.session
+            runs = [run for run in map(self.loop.run_by_path, request.paths) if run is not None]
+            if session is None or not runs:
+                return
+            data = prepare(runs, [session.diagnosis(run) for run in runs], request)
+        screen.post_message(RunViewReady(data))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rlhf_tui.core.discover import classify
 from rlhf_tui.core.run import Run
-from rlhf_tui.core.session import Session, open_session
+from rlhf_tui.session import Session, open_session
 from rlhf_tui.core.watch import ChangeFeed
 from rlhf_tui.ui.snapshot import RunSnapshot, take_snapshot
 from rlhf_tui.core.text import one_line
@@ -103,7 +103,9 @@ class LiveLoop:
         settings = self.settings
         feed = None
         try:
-            self.session = open_session(settings.roots, max_depth=settings.depth, rules_dir=settings.rules_dir)
+            self.session = open_session(
+                settings.roots, max_depth=settings.depth, rules_dir=settings.rules_dir, clock=settings.clock
+            )
             self.session.monitor.pass_budget = PASS_BUDGET
             if settings.poll_seconds is None:
                 feed = ChangeFeed(self.session.monitor.roots, on_change=self._wake.set)
@@ -214,7 +216,9 @@ class LiveLoop:
         if self.session is not None:
             with self.lock:
                 visible = set(self.session.runs()) if changed else set()
-                snapshots = {run.path: take_snapshot(run, now) for run in changed if run in visible}
+                snapshots = {
+                    run.path: take_snapshot(run, self.session.diagnosis(run), now) for run in changed if run in visible
+                }
                 current = [one_line(note, 500) for note in self.session.notes]
             if current != self._notes:
                 self._notes = notes = current

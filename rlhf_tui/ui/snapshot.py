@@ -14,9 +14,9 @@ import numpy as np
 
 from rlhf_tui.core.run import Run
 from rlhf_tui.core.series import Series
-from rlhf_tui.core.summary import HEADLINE_ROLES, SEVERITY_ORDER, run_row
-from rlhf_tui.ui.look import PROBLEM_SEVERITIES
 from rlhf_tui.core.text import block, one_line
+from rlhf_tui.rules import Diagnosis, Finding, severity
+from rlhf_tui.summary import HEADLINE_ROLES, run_row
 
 SPARK_WIDTH = 10  # the table's sparkline columns
 SPARK_SAMPLE = 2000  # a sparkline looks at this many points at most (evenly strided), however long the run
@@ -83,8 +83,8 @@ class RunSnapshot:
     @property
     def has_problem(self) -> bool:
         """High-or-worse: an active finding, or a status, that needs a person."""
-        return self.severity in PROBLEM_SEVERITIES or any(
-            f.active and f.severity in PROBLEM_SEVERITIES for f in self.findings
+        return self.severity in severity.PROBLEM or any(
+            f.active and f.severity in severity.PROBLEM for f in self.findings
         )
 
     def seen_state(self) -> dict[str, int]:
@@ -116,7 +116,7 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _finding(finding) -> FindingView:
+def _finding(finding: Finding) -> FindingView:
     threshold = finding.threshold
     return FindingView(
         rule_id=one_line(str(finding.rule_id)),
@@ -140,14 +140,14 @@ def sorted_findings(findings) -> tuple[FindingView, ...]:
     return tuple(
         sorted(
             findings,
-            key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), not f.active, f.first_step or 0, f.seq),
+            key=lambda f: (severity.rank(f.severity), not f.active, f.first_step or 0, f.seq),
         )
     )
 
 
-def take_snapshot(run: Run, now: float) -> RunSnapshot:
+def take_snapshot(run: Run, diagnosis: Diagnosis, now: float) -> RunSnapshot:
     """Copy what the UI shows of `run`; call with the session lock held."""
-    row = run_row(run, now)
+    row = run_row(run, diagnosis, now)
     crash = run.crash
     sparks = {}
     for role in HEADLINE_ROLES:
@@ -166,7 +166,7 @@ def take_snapshot(run: Run, now: float) -> RunSnapshot:
         values={role: _finite(value) for role, value in row.values.items()},
         last_data_time=run.last_data_time,
         counts=dict(row.findings),
-        findings=sorted_findings(_finding(f) for f in run.findings),
+        findings=sorted_findings(_finding(f) for f in diagnosis.findings),
         crash=None
         if crash is None
         else CrashView(

@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import orjson
 
-from rlhf_tui.core.records import Crash, Record, Update
+from rlhf_tui.core.records import Crash, Record, Update, split_eval
 
 MAX_SEGMENT_BYTES = 1024 * 1024
 MAX_NOTES = 20
@@ -339,24 +339,21 @@ class ConsoleLogReader:
             self._update.finished = True
             return True
         if "'eval_" in printed:
-            eval_values = {k[5:]: v for k, v in values.items() if k.startswith("eval_")}
-            train_values = {k: v for k, v in values.items() if not k.startswith("eval_")}
-            if eval_values and "epoch" in values:
-                eval_values["epoch"] = values["epoch"]
+            train_values, eval_values = split_eval(values)
         else:
             eval_values = {}
             train_values = values
         if not eval_values and "epoch" not in values and "loss" not in values:
             return False
         if len(train_values) <= ("epoch" in train_values):
-            train_values = None
-        if train_values is None and not eval_values:
+            train_values = {}
+        if not train_values and not eval_values:
             return True
         if self._traceback is not None and not self._traceback.in_frames:
             self._traceback = None  # output went on: what follows is not the exception's message
         if self._pending is not None:
             self._resolve_pending(None)
-        self._pending = _Pending(train_values, eval_values or None)
+        self._pending = _Pending(train_values or None, eval_values or None)
         if not after_clear or self._train_total is None:
             self._resolve_pending(None)
         return True

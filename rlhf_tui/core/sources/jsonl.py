@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.records import Record, Update, split_eval
 from rlhf_tui.core.sources.lines import LineBuffer
 
 STEP_KEYS = ("step", "global_step", "_step", "iteration", "iter")
@@ -184,8 +184,8 @@ class JsonlReader:
         if values is None:
             values = numeric_values(obj, skip=STEP_KEYS + TIME_KEYS)
         if obj.get("phase") == "eval":
-            # the run model names eval keys eval_<key>: a writer's own eval_ prefix is not doubled
-            values = {k[5:] if k.startswith("eval_") else k: v for k, v in values.items()}
+            train_values, eval_values = split_eval(values)
+            values = {**train_values, **eval_values}  # a writer's own eval_ prefix is not doubled
             update.records.append(Record(step, time_of(obj), values, "eval"))
         else:
             update.records.append(Record(step, time_of(obj), values, "train"))

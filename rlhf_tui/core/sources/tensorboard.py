@@ -69,7 +69,7 @@ def crc32c_python(data: bytes) -> int:
 try:
     import google_crc32c
 except ImportError:
-    google_crc32c = None
+    google_crc32c = None  # type: ignore[assignment]
 
 # The package's own fallback is pure Python too; only its C extension is worth using.
 if google_crc32c is not None and google_crc32c.implementation == "c":
@@ -319,6 +319,7 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) of each field: an int for varints, bytes otherwise."""
     pos = 0
     end = len(data)
+    value: Any
     while pos < end:
         key, pos = _varint(data, pos)
         wire = key & 7
@@ -413,9 +414,9 @@ def _parse_value(data: bytes, scalars: list[tuple[str, float]], texts: list[tupl
     if simple_value is not None:
         scalars.append((tag, simple_value))
     elif tensor is not None and plugin in ("", "scalars"):
-        number = _tensor_scalar(tensor)
-        if number is not None:
-            scalars.append((tag, number))
+        scalar = _tensor_scalar(tensor)
+        if scalar is not None:
+            scalars.append((tag, scalar))
     elif tensor is not None and plugin == "text":
         text = _tensor_first_string(tensor)
         if text is not None:

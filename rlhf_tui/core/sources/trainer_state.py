@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.records import Record, Update, split_eval
 from rlhf_tui.core.sources.jsonl import numeric_values, parse_json_line
 
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
@@ -46,12 +46,9 @@ def read_trainer_state(data: bytes, name: str = "trainer_state.json") -> Update:
         if SUMMARY_KEYS & values.keys():
             facts["summary"] = {k: float(v) for k, v in values.items() if k != "epoch"}
             continue
-        eval_values = {k[5:]: v for k, v in values.items() if k.startswith("eval_")}
+        train_values, eval_values = split_eval(values)
         if eval_values:
-            if "epoch" in values:
-                eval_values["epoch"] = values["epoch"]
             update.records.append(Record(step, None, eval_values, "eval"))
-        train_values = {k: v for k, v in values.items() if not k.startswith("eval_")}
         if len(train_values) > (1 if "epoch" in train_values else 0):
             update.records.append(Record(step, None, train_values, "train"))
     max_steps = facts.get("max_steps")

@@ -10,7 +10,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from rlhf_tui.ui.look import SEVERITIES, SEVERITY_GLYPH, SEVERITY_LABEL, style
+from rlhf_tui.look import Look, glyph
+from rlhf_tui.rules import severity
 
 
 def bindings_table(rows: list[tuple[str, str, str]]) -> Table:
@@ -24,11 +25,13 @@ def bindings_table(rows: list[tuple[str, str, str]]) -> Table:
     return table
 
 
-def legend() -> Text:
-    text = Text("Severity: ")
-    for severity in SEVERITIES:
-        text.append(f"{SEVERITY_GLYPH[severity]} {SEVERITY_LABEL[severity].lower()}  ", style=style(severity))
-    text.append(f"{SEVERITY_GLYPH['ok']} healthy", style=style("ok"))
+def legend(look: Look) -> Text:
+    text = Text("Severity:")
+    for level in severity.SEVERITIES:
+        text.append(f"\n  {glyph(level)} {level:<8}", style=look.style(level))
+        text.append(f" {severity.MEANINGS[level]}")
+    text.append(f"\n  {glyph(severity.OK)} {'healthy':<8}", style=look.style(severity.OK))
+    text.append(" no finding above low")
     text.append("\nSteps: ▶ running  ■ finished  ✖ crashed or killed  ‖ stalled    ● selected   ! notes")
     return text
 
@@ -47,7 +50,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-body") as body:
             body.border_title = "Keys (esc closes)"
             yield Static(bindings_table(self.rows))
-            yield Static(legend(), id="help-legend")
+            yield Static(legend(self.app.look), id="help-legend")
             if self.notes:
                 notes = Text("Problems found while loading:", style="bold yellow")
                 for note in self.notes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 
 from rich.text import Text
 from textual import on
@@ -13,8 +12,8 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from rlhf_tui.ui.look import SEVERITIES, glyph, style
-from rlhf_tui.ui.snapshot import RunSnapshot
+from rlhf_tui.look import glyph
+from rlhf_tui.rules import severity
 from rlhf_tui.ui.widgets.panes import CrashPane, InsightsPane
 from rlhf_tui.ui.widgets.runs_table import SORT_KEYS, SORT_LABELS, RunsTable
 
@@ -54,7 +53,8 @@ class HomeScreen(Screen):
         self.query_one("#filter", Input).display = False
         self.table.focus()
         self.show_details()
-        self.update_summary()
+        for state in ("loaded", "paused", "global_notes"):
+            self.watch(self.app, state, self.update_summary)
 
     @property
     def table(self) -> RunsTable:
@@ -63,13 +63,11 @@ class HomeScreen(Screen):
     def selected_run_path(self) -> str | None:
         return self.table.cursor_path
 
-    # --- data -------------------------------------------------------------------------------
+    # --- the summary line --------------------------------------------------------------------
 
-    def apply(self, snapshots: Iterable[RunSnapshot]) -> None:
-        self.table.update_runs(snapshots)
-        self.update_summary()
-
+    @on(RunsTable.Changed)
     def update_summary(self) -> None:
+        """Runs, problems by severity, sort, filter, and the app's state, in one line."""
         app = self.app
         table = self.table
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -79,13 +77,13 @@ class HomeScreen(Screen):
         text.append(f"  {total} run{'s' if total != 1 else ''}")
         if shown != total:
             text.append(f" ({shown} shown)")
-        counts = {severity: 0 for severity in SEVERITIES}
+        counts = {level: 0 for level in severity.SEVERITIES}
         for snapshot in table.snapshots.values():
             if snapshot.severity in counts:
                 counts[snapshot.severity] += 1
-        for severity in SEVERITIES:
-            if counts[severity]:
-                text.append(f"  {counts[severity]}{glyph(severity)}", style=style(severity))
+        for level in severity.SEVERITIES:
+            if counts[level]:
+                text.append(f"  {counts[level]}{glyph(level)}", style=app.look.style(level))
         direction = "▲" if table.sort_reverse else "▼"
         text.append(f"  sort: {SORT_LABELS[table.sort_by]} {direction}", style="dim")
         if table.terms:
@@ -169,11 +167,9 @@ class HomeScreen(Screen):
     def action_sort(self) -> None:
         table = self.table
         table.set_sort(SORT_KEYS[(SORT_KEYS.index(table.sort_by) + 1) % len(SORT_KEYS)])
-        self.update_summary()
 
     def action_reverse_sort(self) -> None:
         self.table.set_sort(self.table.sort_by, not self.table.sort_reverse)
-        self.update_summary()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -187,7 +183,6 @@ class HomeScreen(Screen):
             field.display = False
             self.table.set_filter("")
             self.table.focus()
-            self.update_summary()
 
     def action_next_problem(self) -> None:
         if self.table.next_problem() is None:
@@ -197,7 +192,6 @@ class HomeScreen(Screen):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.table.set_filter(event.value)
-        self.update_summary()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, event: Input.Submitted) -> None:

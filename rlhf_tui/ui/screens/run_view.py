@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-import numpy as np
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -16,104 +14,16 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, OptionList, Static
 
-from rlhf_tui.core.metrics import ROLES
-from rlhf_tui.core.run import Run
-from rlhf_tui.core.series import Series
-from rlhf_tui.core.summary import HEADLINE_ROLES, format_step, format_value
-from rlhf_tui.ui.chart import SMOOTHING_STEPS, Chart, ChartOptions, Line
-from rlhf_tui.ui.look import badge, sparkline
-from rlhf_tui.ui.snapshot import spark_values
-from rlhf_tui.core.text import one_line
+from rlhf_tui.core.display import format_step
+from rlhf_tui.ui.chart_model import SMOOTHING_STEPS, ChartOptions
+from rlhf_tui.ui.messages import RunViewReady
+from rlhf_tui.ui.run_data import Metric, RunViewRequest
 from rlhf_tui.ui.widgets.charts import ChartView, MetricList
 
 MAX_CHARTS = 4
 WIDE_CHARTS = 140  # from this width, two charts side by side
 TALL_CHARTS = 40  # from this height, two rows of charts
 REDRAW_SECONDS = 1.0  # live data redraws charts at most this often
-LIST_SPARK_WIDTH = 10
-
-
-@dataclass(frozen=True)
-class Metric:
-    """What a chart shows: a role (the same meaning in every run) or one raw key."""
-
-    id: str
-    label: str
-    role: str | None = None
-    key: str | None = None
-
-    def series(self, run: Run) -> Series | None:
-        return run.role(self.role) if self.role else run.series(self.key)
-
-
-def metrics_of(runs: list[Run]) -> list[Metric]:
-    """Roles first (headline ones, then the rest in catalogue order), then every other raw key."""
-    roles = {role for run in runs for role in run.roles}
-    ordered = [r for r in HEADLINE_ROLES if r in roles] + [r for r in ROLES if r in roles and r not in HEADLINE_ROLES]
-    ordered += sorted(roles.difference(ordered))
-    metrics = [Metric(f"role:{role}", role, role=role) for role in ordered]
-    charted = {key for run in runs for key in run.roles.values()}
-    keys = sorted({key for run in runs for key in run.keys()} - charted)
-    metrics += [Metric(f"key:{key}", one_line(key, 80), key=key) for key in keys]
-    return metrics
-
-
-def _elapsed_axis(runs: list[Run]) -> tuple[list[tuple[np.ndarray, np.ndarray]] | None, float, str]:
-    """Per run (time steps, elapsed seconds), a divisor and a unit; None when a run has no times."""
-    mappings = []
-    longest = 0.0
-    for run in runs:
-        times = run.times
-        if len(times) == 0:
-            return None, 1.0, "step"
-        steps, values = times.finite()
-        if len(steps) == 0:
-            return None, 1.0, "step"
-        elapsed = values - values[0]
-        longest = max(longest, float(elapsed[-1]))
-        mappings.append((steps.astype(np.float64), elapsed))
-    if longest < 120:
-        return mappings, 1.0, "seconds"
-    if longest < 2 * 3600:
-        return mappings, 60.0, "minutes"
-    return mappings, 3600.0, "hours"
-
-
-def collect_chart(runs: list[Run], names: list[str], metric: Metric, by_time: bool) -> tuple[Chart, str]:
-    """Copy what one chart needs out of the live runs (hold the session lock)."""
-    mappings, divisor, unit = _elapsed_axis(runs) if by_time else (None, 1.0, "step")
-    lines = []
-    thresholds = []
-    nonfinite = 0
-    last = None
-    for index, run in enumerate(runs):
-        series = metric.series(run)
-        if series is None:
-            continue
-        steps, values = series.finite()
-        x = steps.astype(np.float64)
-        if mappings is not None:
-            time_steps, elapsed = mappings[index]
-            x = np.interp(x, time_steps, elapsed) / divisor
-        lines.append(Line(names[index], x, values.copy(), series.nonfinite_count))
-        nonfinite += series.nonfinite_count
-        if last is None and len(values):
-            last = (float(values[-1]), int(steps[-1]))
-        if metric.role:
-            for finding in run.findings:
-                threshold = finding.threshold
-                if finding.active and threshold is not None and threshold.role == metric.role:
-                    thresholds.append(float(threshold.value))
-    title = metric.label
-    if len(runs) == 1 and last is not None:
-        title += f" · last {format_value(last[0])} @ step {last[1]}"
-    elif len(runs) > 1:
-        title += f" · {len(lines)} of {len(runs)} runs"
-    if nonfinite:
-        title += f" · {nonfinite} NaN/Inf not drawn"
-    if by_time and mappings is None:
-        title += " · no wall times logged: by step"
-    return Chart(title, lines, thresholds), unit
 
 
 class RunScreen(Screen):
@@ -134,6 +44,8 @@ class RunScreen(Screen):
         self.metrics: list[Metric] = []
         self._last_draw = 0.0
         self._pending: Timer | None = None
+        self._asked: RunViewRequest | None = None
+        self.drawn = False  # the answer to the latest request is on screen
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-title")
@@ -168,65 +80,38 @@ class RunScreen(Screen):
         self.redraw()
 
     def redraw(self, metric_list: bool = True) -> None:
-        """Copy the data out under the lock, then draw; `metric_list` also refreshes the key list."""
+        """Ask a worker for the charts (and, with `metric_list`, the metric list) of these runs."""
         self._last_draw = time.monotonic()
-        loop = self.app.loop
-        slots = self._slots()
-        with loop.lock:
-            runs = [run for run in (loop.run_by_path(path) for path in self.paths) if run is not None]
-            if not runs:
-                return
-            names = [one_line(run.name, 60) for run in runs]
-            if metric_list or not self.metrics:
-                self.metrics = metrics_of(runs)
-                width = self.query_one(MetricList).scrollable_content_region.width
-                entries = [(metric.id, self._entry(metric, runs[0], width)) for metric in self.metrics]
-            charted = self._charted(slots)
-            charts = [collect_chart(runs, names, metric, self.by_time) for metric in charted]
-        if metric_list:
-            self.query_one(MetricList).set_metrics(entries)
+        metric_list = metric_list or not self.metrics
+        listing = self.query_one(MetricList)
+        option = listing.highlighted_option
+        inner = listing.region.shrink(listing.styles.gutter)  # inside the border, before any scrollbar
+        request = RunViewRequest(
+            paths=tuple(self.paths),
+            highlighted=option.id if option is not None else None,
+            slots=self._slots(),
+            by_time=self.by_time,
+            list_size=(inner.width, inner.height, listing.styles.scrollbar_size_vertical) if metric_list else None,
+        )
+        self._asked = request
+        self.drawn = False
+        self.app.prepare_run_view(self, request)
+
+    @on(RunViewReady)
+    def _draw(self, message: RunViewReady) -> None:
+        data = message.data
+        if data.request is not self._asked:
+            return  # an answer to an earlier question (another width, another metric)
+        self.metrics = list(data.metrics)
+        if data.entries is not None:
+            self.query_one(MetricList).set_metrics(list(data.entries))
         for index, view in enumerate(self.query(ChartView)):
-            view.display = index < len(charts)
-            if index < len(charts):
-                chart, unit = charts[index]
+            view.display = index < len(data.charts)
+            if index < len(data.charts):
+                chart, unit = data.charts[index]
                 view.show(chart, ChartOptions(self.options.smoothing, self.options.log_y, unit))
         self._update_title()
-
-    def _entry(self, metric: Metric, run: Run, width: int) -> Text:
-        """`label  sparkline  last value` in `width` cells (the value goes first when narrow)."""
-        series = metric.series(run)
-        with_value = width >= 36
-        label_width = max(6, width - LIST_SPARK_WIDTH - 1 - (10 if with_value else 0))
-        label = metric.label
-        raw_key = run.roles.get(metric.role) if metric.role else None
-        if raw_key is not None and raw_key != metric.role:
-            label += f" ({one_line(raw_key, 40)})"
-        if len(label) > label_width:
-            label = label[: label_width - 1] + "…"
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{label:<{label_width}} ", style="bold" if metric.role else "")
-        text.append(sparkline(spark_values(series, LIST_SPARK_WIDTH)).ljust(LIST_SPARK_WIDTH), style="cyan")
-        if with_value:
-            last = series.last_finite() if series is not None else None
-            text.append(f" {format_value(last):>9}")
-        return text
-
-    def _charted(self, slots: int) -> list[Metric]:
-        """The highlighted metric first, then headline roles, as many as there are chart slots."""
-        if not self.metrics:
-            return []
-        option = self.query_one(MetricList).highlighted_option
-        by_id = {metric.id: metric for metric in self.metrics}
-        first = by_id.get(option.id) if option is not None else None
-        first = first or self.metrics[0]
-        chosen = [first]
-        for role in HEADLINE_ROLES + tuple(ROLES):
-            if len(chosen) >= slots:
-                break
-            metric = by_id.get(f"role:{role}")
-            if metric is not None and metric not in chosen:
-                chosen.append(metric)
-        return chosen[:slots]
+        self.drawn = True
 
     def _slots(self) -> int:
         width, height = self.size
@@ -245,7 +130,7 @@ class RunScreen(Screen):
             if snapshot is not None:
                 text.append(snapshot.name, style="bold")
                 text.append(f"  {snapshot.trainer}  ")
-                text.append_text(badge(snapshot.status, snapshot.severity))
+                text.append_text(self.app.look.badge(snapshot.status, snapshot.severity))
                 text.append(f"  step {format_step(snapshot.step, snapshot.max_steps)}")
         else:
             names = [snapshots[p].name for p in self.paths if p in snapshots]

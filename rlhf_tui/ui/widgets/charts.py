@@ -7,7 +7,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from rlhf_tui.ui.chart import Chart, ChartOptions, render_chart
+from rlhf_tui.ui.chart_model import Chart, ChartOptions, render_chart
 
 
 class ChartView(Widget):

@@ -13,12 +13,13 @@ from textual.containers import ScrollableContainer, VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
-from rlhf_tui.core.summary import format_step, format_value
-from rlhf_tui.ui.look import SEVERITY_LABEL, glyph, style
+from rlhf_tui.core.display import format_step, format_value
+from rlhf_tui.look import Look, glyph
+from rlhf_tui.rules import severity
 from rlhf_tui.ui.snapshot import FindingView, RunSnapshot
 
 
-def insights_renderable(snapshot: RunSnapshot | None, new: set[str]) -> Group:
+def insights_renderable(snapshot: RunSnapshot | None, new: set[str], look: Look) -> Group:
     """Findings most severe first (glyph, where, message, action, reference), then reader notes."""
     if snapshot is None:
         return Group(Text("No run selected.", style="dim"))
@@ -31,7 +32,7 @@ def insights_renderable(snapshot: RunSnapshot | None, new: set[str]) -> Group:
     for number, finding in enumerate(snapshot.findings):
         if number:
             parts.append(Text())
-        parts.append(_finding_title(finding, finding.rule_id in new))
+        parts.append(_finding_title(finding, finding.rule_id in new, look))
         parts.append(Padding(_finding_body(finding), (0, 0, 0, 2)))
     if snapshot.notes:
         parts.append(Text())
@@ -41,10 +42,10 @@ def insights_renderable(snapshot: RunSnapshot | None, new: set[str]) -> Group:
     return Group(*parts)
 
 
-def _finding_title(finding: FindingView, new: bool) -> Text:
+def _finding_title(finding: FindingView, new: bool, look: Look) -> Text:
     text = Text()
-    label = SEVERITY_LABEL.get(finding.severity, finding.severity.upper())
-    text.append(f"{glyph(finding.severity)} {label:<8} ", style=style(finding.severity) if finding.active else "dim")
+    label = severity.LABELS.get(finding.severity, finding.severity.upper())
+    text.append(f"{glyph(finding.severity)} {label:<8} ", style=look.style(finding.severity) if finding.active else "dim")
     text.append(finding.title, style="bold" if finding.active else "dim")
     if new:
         text.append("  NEW", style="bold reverse")
@@ -92,20 +93,20 @@ class InsightsPane(VerticalScroll, can_focus=True):
             return
         self._shown = key
         self.border_title = Content("Insights" if snapshot is None else f"Insights · {snapshot.name}")
-        self.query_one("#insights-body", Static).update(insights_renderable(snapshot, new))
+        self.query_one("#insights-body", Static).update(insights_renderable(snapshot, new, self.app.look))
 
 
-def crash_header(snapshot: RunSnapshot) -> Text:
+def crash_header(snapshot: RunSnapshot, look: Look) -> Text:
     crash = snapshot.crash
     text = Text()
     if crash is None:
         if snapshot.lifecycle in ("killed", "stalled"):
-            text.append(f"{glyph('critical')} {snapshot.status}", style=style("critical"))
+            text.append(f"{glyph('critical')} {snapshot.status}", style=look.style("critical"))
             text.append(f"\nLast step: {format_step(snapshot.step, snapshot.max_steps)}")
         else:
             text.append("No crash.", style="dim")
         return text
-    text.append(f"{glyph('critical')} {crash.label}", style=style("critical"))
+    text.append(f"{glyph('critical')} {crash.label}", style=look.style("critical"))
     text.append(f"  ({crash.reason})")
     # The run's own last step: a crash seen in a console log may count steps of its own.
     last = snapshot.step if snapshot.step is not None else crash.last_step
@@ -155,7 +156,7 @@ class CrashPane(ScrollableContainer, can_focus=True):
             self._header_key = header_key
             self.border_title = Content("Crash" if snapshot is None else f"Crash · {snapshot.name}")
             self.query_one("#crash-header", Static).update(
-                crash_header(snapshot) if snapshot is not None else Text("No run selected.", style="dim")
+                crash_header(snapshot, self.app.look) if snapshot is not None else Text("No run selected.", style="dim")
             )
         traceback = crash.traceback if crash is not None and crash.traceback else ""
         self.traceback = traceback

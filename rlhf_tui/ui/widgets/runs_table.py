@@ -21,8 +21,9 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from rlhf_tui.core.summary import SEVERITY_ORDER, format_age, format_value
-from rlhf_tui.ui.look import LIFECYCLE_GLYPH, SEVERITIES, glyph, progress_bar, sparkline, style
+from rlhf_tui.core.display import format_age, format_value
+from rlhf_tui.look import LIFECYCLE_GLYPH, glyph, progress_bar, sparkline
+from rlhf_tui.rules import severity
 from rlhf_tui.ui.snapshot import RunSnapshot
 
 SORT_KEYS = ("status", "name", "step", "age", "loss", "reward", "win_rate", "kl")
@@ -103,7 +104,7 @@ def layout(width: int) -> list[tuple[Column, int]]:
 def sort_key(key: str) -> Callable[[RunSnapshot], tuple]:
     if key == "status":
         return lambda s: (
-            SEVERITY_ORDER.get(s.severity, 9),
+            severity.rank(s.severity),
             LIFECYCLE_RANK.get(s.lifecycle, 9),
             s.name.lower(),
             s.path,
@@ -161,13 +162,15 @@ class RunsTable(Widget, can_focus=True):
             super().__init__()
             self.path = path
 
+    class Changed(Message):
+        """The runs, their order or the filter changed: what a summary of the table says may differ."""
+
     def __init__(self, clock: Callable[[], float] = time.time, **kwargs) -> None:
         super().__init__(**kwargs)
         self.clock = clock
         self.snapshots: dict[str, RunSnapshot] = {}
         self.order: list[str] = []
         self.selected: set[str] = set()
-        self.unseen: set[str] = set()  # runs with findings the user has not looked at yet
         self.sort_by = "status"
         self.sort_reverse = False
         self.terms: list[str] = []
@@ -205,16 +208,19 @@ class RunsTable(Widget, can_focus=True):
             self._move_to(0)
         elif self.cursor_path in changed:
             self.post_message(self.Highlighted(self.cursor_path))
+        self.post_message(self.Changed())
 
     def set_sort(self, key: str, reverse: bool = False) -> None:
         self.follow_top = False  # the run under the cursor stays under it, wherever it moves
         self.sort_by = key
         self.sort_reverse = reverse
         self._reorder()
+        self.post_message(self.Changed())
 
     def set_filter(self, text: str) -> None:
         self.terms = parse_filter(text)
         self._reorder()
+        self.post_message(self.Changed())
 
     def toggle_selected(self) -> None:
         self.follow_top = False
@@ -433,7 +439,7 @@ class RunsTable(Widget, can_focus=True):
         self._ages[path] = age
         is_cursor = path == self.cursor_path
         selected = path in self.selected
-        unseen = path in self.unseen
+        unseen = bool(self.app.new_findings(snapshot))
         cache_key = (id(snapshot), width, is_cursor, self.has_focus, selected, unseen, age)
         cached = self._row_cache.get(path)
         if cached is not None and cached[0] == cache_key:
@@ -458,7 +464,7 @@ class RunsTable(Widget, can_focus=True):
 
     def _cell(self, snapshot: RunSnapshot, key: str, age: str) -> list[tuple[str, Style | None]]:
         if key == "status":
-            return [(f"{glyph(snapshot.severity)} {snapshot.status}", Style.parse(style(snapshot.severity)))]
+            return [(f"{glyph(snapshot.severity)} {snapshot.status}", Style.parse(self.app.look.style(snapshot.severity)))]
         if key == "name":
             return [(snapshot.name, None)] + ([(" !", YELLOW)] if snapshot.notes else [])
         if key == "trainer":
@@ -473,10 +479,10 @@ class RunsTable(Widget, can_focus=True):
             return [(progress_bar(snapshot.step, snapshot.max_steps, 5), DIM)]
         if key == "findings":
             pieces: list[tuple[str, Style | None]] = []
-            for severity in SEVERITIES:
-                count = snapshot.counts.get(severity, 0)
+            for level in severity.SEVERITIES:
+                count = snapshot.counts.get(level, 0)
                 if count:
-                    pieces.append((f"{' ' if pieces else ''}{count}{glyph(severity)}", Style.parse(style(severity))))
+                    pieces.append((f"{' ' if pieces else ''}{count}{glyph(level)}", Style.parse(self.app.look.style(level))))
             return pieces
         if key == "age":
             return [(age, None)]

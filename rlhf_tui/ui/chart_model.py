@@ -16,7 +16,7 @@ from rich.style import Style
 from rich.text import Text
 
 from rlhf_tui.core.series import downsample
-from rlhf_tui.core.summary import format_value
+from rlhf_tui.core.display import format_value
 
 SMOOTHING_STEPS = (0.0, 0.6, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_SMOOTHING = 0.6
