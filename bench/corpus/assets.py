@@ -128,6 +128,15 @@ def sft_texts(n: int, seed: int) -> dict[str, list[str]]:
     return {"text": texts}
 
 
+def sft_with_junk(n: int, seed: int) -> dict[str, list[str]]:
+    """The SFT texts with 1% junk rows (40 random words each): a few batches spike the loss."""
+    rows = sft_texts(n, seed)
+    rng = random.Random(seed + 1)
+    for index in rng.sample(range(n), max(1, n // 100)):
+        rows["text"][index] = " ".join(random_words(rng, 40))
+    return rows
+
+
 def sft_noise(n: int, seed: int) -> dict[str, list[str]]:
     """Random word strings: memorisable, not generalisable (eval loss rises as train loss falls)."""
     rng = random.Random(seed)
@@ -145,6 +154,7 @@ DATASETS = {
     "unpaired": unpaired,
     "sft": sft_texts,
     "sft_noise": sft_noise,
+    "sft_with_junk": sft_with_junk,
     "prompts": prompts,
 }
 

@@ -4,7 +4,7 @@ Defaults (train.py): logging_steps=1, report_to="tensorboard", save_strategy="st
 save_total_limit=1, batch 8, seed 0, lr schedule linear to 0, 256 training rows (data seed 1); an eval
 set of 32 rows when eval_strategy is set. Data (assets.py): "pairs" (preference pairs, 20% of labels
 flipped), "noise_pairs", "unpaired" (KTO), "sft", "sft_noise", "prompts".
-Faults: nan / crash / hang (callbacks in train.py), sigterm / sigkill (sent by make_corpus.py once
+Faults: nan / crash / hang / slow (callbacks in train.py), sigterm / sigkill (sent by make_corpus.py once
 metrics.jsonl reaches the step), frozen=True (every weight frozen, an unattached adapter trainable).
 """
 
@@ -43,6 +43,7 @@ run("dpo_nan_filtered", "dpo", fault=dict(kind="nan", step=40), args=dict(learni
 run("dpo_crash", "dpo", fault=dict(kind="crash", step=45), args=dict(learning_rate=5e-4, beta=0.1, max_steps=100))
 run("dpo_sigterm", "dpo", fault=dict(kind="sigterm", step=60), args=dict(learning_rate=5e-4, beta=0.1, max_steps=150))
 run("dpo_sigkill", "dpo", fault=dict(kind="sigkill", step=60), args=dict(learning_rate=5e-4, beta=0.1, max_steps=150))
+run("dpo_slowdown", "dpo", fault=dict(kind="slow", step=60, seconds=0.3), args=dict(learning_rate=5e-4, beta=0.1, max_steps=100))
 run("dpo_hang", "dpo", fault=dict(kind="hang", step=50, seconds=240), args=dict(learning_rate=5e-4, beta=0.1, max_steps=150))
 
 # ---- KTO -----------------------------------------------------------------------------------------
@@ -62,6 +63,7 @@ run("sft_overfit_eval", "sft", data="sft_noise", train_size=32, eval_size=64,
     args=dict(learning_rate=2e-3, max_steps=250, lr_scheduler_type="constant", eval_strategy="steps", eval_steps=10))
 run("sft_nan_unfiltered", "sft", fault=dict(kind="nan", step=50), args=dict(learning_rate=1e-3, max_steps=100,
                                                                           logging_nan_inf_filter=False))
+run("sft_junk_rows", "sft", data="sft_with_junk", args=dict(learning_rate=1e-3, max_steps=200))
 run("sft_sigkill", "sft", fault=dict(kind="sigkill", step=70), args=dict(learning_rate=1e-3, max_steps=200))
 
 # ---- GRPO ----------------------------------------------------------------------------------------

@@ -64,6 +64,18 @@ class HangAt(TrainerCallback):
                 time.sleep(3600)
 
 
+class SlowFrom(TrainerCallback):
+    """From step `step` on, every step takes `seconds` longer (another job on the machine, a throttled disk)."""
+
+    def __init__(self, step: int, seconds: float) -> None:
+        self.step = step
+        self.seconds = seconds
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            time.sleep(self.seconds)
+
+
 def frozen(model):
     """Every weight frozen; the only trainable parameter is an 'adapter' the forward pass never uses."""
     model.requires_grad_(False)
@@ -165,6 +177,8 @@ def main() -> None:
         callbacks.append(CrashAt(fault["step"]))
     elif fault.get("kind") == "hang":
         callbacks.append(HangAt(fault["step"]))
+    elif fault.get("kind") == "slow":
+        callbacks.append(SlowFrom(fault["step"], fault["seconds"]))
 
     kwargs = dict(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer, callbacks=callbacks)
     if eval_dataset is not None:
