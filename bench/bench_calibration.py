@@ -3,7 +3,8 @@
 For each run: trainer, what happened, the expectation from labels.yaml, what rlhf-top says when the
 run is watched live at its end (findings with severity and first step, status), and for each
 expected problem the delay in steps from the step an expert could know (knowable_step) to the first
-flag (negative: flagged earlier; "missed": never). A Markdown table, then a summary.
+flag (negative: flagged earlier; "missed": never). A Markdown table, then a summary, which also
+lists the high or critical findings a failure run got beyond its expectations (to be judged).
 
     python bench/bench_calibration.py [--width N]   # N: cut "what happened" to N characters (0: full)
 """
@@ -38,6 +39,7 @@ def main() -> None:
     healthy_ok = healthy_total = met_total = expect_total = 0
     delays: list[int] = []
     missed: list[str] = []
+    others: list[str] = []
     for name, label in labels.items():
         observed = corpus.diagnose(label)
         got = f"{observed.status_word}; {corpus.describe_findings(observed)}"
@@ -64,6 +66,14 @@ def main() -> None:
                     missed.append(f"{name}: {expectation.name}")
             expected = "; ".join(parts)
             verdict = ", ".join(verdicts)
+            named = {rule for expectation in label.expectations for rule in expectation.rules}
+            if any(expectation.status == "Stalled" for expectation in label.expectations):
+                named.add("stalled")  # the finding behind that status
+            others += [
+                f"{name}: {f.rule_id}:{f.severity}@{f.first_step}"
+                for f in observed.findings
+                if f.rule_id not in named and corpus.at_least(f.severity, "high")
+            ]
         rows.append((name, label.trainer, cut(label.what_happened, options.width), expected, got, verdict))
     elapsed = time.perf_counter() - started
 
@@ -82,6 +92,8 @@ def main() -> None:
         )
     for item in missed:
         print(f"missed: {item}")
+    for item in others:
+        print(f"also high or worse on a failure run (real, or a false alarm?): {item}")
 
 
 if __name__ == "__main__":

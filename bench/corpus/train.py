@@ -20,7 +20,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    TrainerCallback,
+    set_seed,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for rlhf_tui
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -161,6 +167,7 @@ def main() -> None:
     if settings.get("eval_strategy", "no") != "no":
         eval_dataset = dataset(spec.get("eval_data", data), spec.get("eval_size", 32), seed=1000 + spec.get("data_seed", 1))
 
+    set_seed(args.seed)  # before loading: a reward model's score head is initialised at random
     tokenizer = AutoTokenizer.from_pretrained(options.base)
     if trainer_name == "reward":
         model = AutoModelForSequenceClassification.from_pretrained(options.base, num_labels=1)
