@@ -153,6 +153,22 @@ def tui(out: str) -> list[Figure]:
     return figures
 
 
+def calibration(out: str) -> list[Figure]:
+    figures = []
+    healthy = re.search(r"^healthy runs without a medium-or-worse finding: (\d+)/(\d+)", out, re.M)
+    caught = re.search(r"^expected problems caught: (\d+)/(\d+)", out, re.M)
+    delay = re.search(r"^delay from knowable step to first flag: median ([\d.]+), max (-?\d+)", out, re.M)
+    if healthy:
+        ok, total = int(healthy.group(1)), int(healthy.group(2))
+        figures.append(Figure("corpus: healthy runs with no medium+ finding", f"{ok}/{total}", "all", ok == total))
+    if caught:
+        ok, total = int(caught.group(1)), int(caught.group(2))
+        figures.append(Figure("corpus: expected problems caught", f"{ok}/{total}", "all", ok == total))
+    if delay:
+        figures.append(Figure("corpus: steps from knowable to flagged", f"median {delay.group(1)}, max {delay.group(2)}"))
+    return figures
+
+
 @dataclass
 class Bench:
     name: str
@@ -175,6 +191,7 @@ BENCHES = [
     Bench("report", ["--repeat", "3"], ["--repeat", "7"], report),
     Bench("callback", ["--calls", "5000"], ["--calls", "20000"], callback),
     Bench("tui", ["--runs", "50", "--live", "5", "--seconds", "5"], [], tui),
+    Bench("calibration", [], [], calibration),
 ]
 
 
