@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH
 from rlhf_tui.core.monitor import Monitor
-from rlhf_tui.core.run import Run
+from rlhf_tui.core.run import ProcessProbe, Run
 from rlhf_tui.rules import Diagnosis, Diagnostics, load_rules, run_status, severity
 
 
@@ -24,10 +24,11 @@ class Session:
         max_depth: int = DEFAULT_MAX_DEPTH,
         rules_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
+        process_probe: ProcessProbe | None = None,
     ) -> None:
         self.clock = clock
         self.rules, self.rule_errors = load_rules(rules_dir)
-        self.monitor = Monitor(roots, max_depth=max_depth, analyze=self._analyze)
+        self.monitor = Monitor(roots, max_depth=max_depth, analyze=self._analyze, process_probe=process_probe)
         self._engines: dict[Run, Diagnostics] = {}
         self._diagnoses: dict[Run, Diagnosis] = {}
 
@@ -89,5 +90,7 @@ def open_session(
     max_depth: int = DEFAULT_MAX_DEPTH,
     rules_dir: Path | None = None,
     clock: Callable[[], float] = time.time,
+    process_probe: ProcessProbe | None = None,
 ) -> Session:
-    return Session(roots, max_depth, rules_dir, clock)
+    """A session over `roots`; `clock` and `process_probe` are for callers that replay the past."""
+    return Session(roots, max_depth, rules_dir, clock, process_probe)

@@ -6,36 +6,26 @@ the run": the clock reads the time of the run's last logged step plus `watch.sec
 (60 s unless the label says otherwise), and the process check answers what it would have answered
 then (`watch.process_alive`, False by default: the process had ended, except for a hung run).
 
-rlhf-top has no injectable clock or process probe yet, so both are patched here, in one place:
-`rlhf_tui.core.run.time` (the module-level `time` that `Run.quiet_for` and `Run.stalled_for` read;
-`time.monotonic` stays real) and `Run.check_process` (which otherwise asks the OS about the pid
-recorded in run_metadata.json, an answer that depends on the machine and on pid reuse). The hook
-that would replace this: `open_session(roots, clock=time.time, process_probe=None)`, passed down to
-`Run.lifecycle(now)` / `Run.stalled_for(now)` and to `Monitor.check_processes`.
+The session is given both: a clock, and a process probe (the default asks this machine's kernel
+about the pid recorded in run_metadata.json, an answer that depends on the machine and on pid reuse).
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-import types
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 
-import rlhf_tui.core.run as run_module
 from rlhf_tui.core.run import Run
-from rlhf_tui.core.session import open_session
-from rlhf_tui.rules.engine import SEVERITY_RANK
+from rlhf_tui.rules import Finding, severity
+from rlhf_tui.session import open_session
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 LABELS = CORPUS / "labels.yaml"
 STATUS_WORDS = ("Crashed", "Killed", "Stalled", "Diverged (NaN)")
-SEVERITIES = ("critical", "high", "medium", "low")
+SEVERITIES = severity.SEVERITIES
 # Problems the catalogue has no rule for yet; labels name them so the calibration can ask for them.
 NEW_RULE_IDS = ("preference_overoptimized", "preference_loss_diverged")
 DEFAULT_WATCH = {"seconds_after_last_step": 60.0, "process_alive": False}
@@ -103,24 +93,12 @@ class _Clock:
         return self.now
 
 
-@contextlib.contextmanager
-def _as_if_live(process_alive: bool | None) -> Iterator[_Clock]:
-    clock = _Clock()
-
-    def probe(run: Run) -> None:
-        run.process_alive = process_alive
-
-    fake_time = types.SimpleNamespace(time=clock, monotonic=time.monotonic)
-    with mock.patch.object(run_module, "time", fake_time), mock.patch.object(Run, "check_process", probe):
-        yield clock
-
-
 @dataclass
 class Observed:
     """What rlhf-top says about one corpus run when watched live at its end."""
 
     run: Run
-    findings: list[Any]
+    findings: list[Finding]
     status_word: str
     status_severity: str
     trainer: str
@@ -130,36 +108,37 @@ class Observed:
 def diagnose(label: Label) -> Observed:
     """Load the run, then re-evaluate it at its last step's time + the label's watch delay."""
     run_dir = CORPUS / label.run
-    with _as_if_live(label.watch["process_alive"]) as clock:
-        # During the cold start the clock reads 0, before every timestamp: nothing looks quiet yet.
-        session = open_session([str(run_dir)])
-        session.load()
-        runs = session.runs()
-        assert len(runs) == 1, f"{run_dir} should be one run, found {[r.name for r in runs]}"
-        (run,) = runs
-        assert run.last_data_time is not None, f"{run_dir}: no timestamped step"
-        clock.now = run.last_data_time + float(label.watch["seconds_after_last_step"])
-        session.tick()
-        return Observed(
-            run=run,
-            findings=list(run.findings),
-            status_word=run.status.word,
-            status_severity=run.status.severity,
-            trainer=run.trainer,
-            last_step=run.last_step,
-        )
+    clock = _Clock()  # during the cold start it reads 0, before every timestamp: nothing looks quiet yet
+    alive = label.watch["process_alive"]
+    session = open_session([str(run_dir)], clock=clock, process_probe=lambda pid, host: alive)
+    session.load()
+    runs = session.runs()
+    assert len(runs) == 1, f"{run_dir} should be one run, found {[r.name for r in runs]}"
+    (run,) = runs
+    assert run.last_data_time is not None, f"{run_dir}: no timestamped step"
+    clock.now = run.last_data_time + float(label.watch["seconds_after_last_step"])
+    session.tick()
+    diagnosis = session.diagnosis(run)
+    return Observed(
+        run=run,
+        findings=list(diagnosis.findings),
+        status_word=diagnosis.status.word,
+        status_severity=diagnosis.status.severity,
+        trainer=run.trainer,
+        last_step=run.last_step,
+    )
 
 
-def at_least(severity: str, minimum: str) -> bool:
-    return SEVERITY_RANK[severity] <= SEVERITY_RANK[minimum]
+def at_least(level: str, minimum: str) -> bool:
+    return severity.rank(level) <= severity.rank(minimum)
 
 
-def medium_or_worse(observed: Observed) -> list[Any]:
+def medium_or_worse(observed: Observed) -> list[Finding]:
     """Findings of medium or worse that ever fired, active or cleared."""
     return [f for f in observed.findings if at_least(f.severity, "medium")]
 
 
-def matching_findings(observed: Observed, expectation: Expectation) -> list[Any]:
+def matching_findings(observed: Observed, expectation: Expectation) -> list[Finding]:
     return [
         f
         for f in observed.findings

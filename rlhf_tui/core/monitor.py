@@ -16,7 +16,7 @@ from typing import Any
 
 from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH, discover
 from rlhf_tui.core.records import Update
-from rlhf_tui.core.run import Run, SourceFile
+from rlhf_tui.core.run import ProcessProbe, Run, SourceFile
 from rlhf_tui.core.sources.console_log import ConsoleLogReader
 from rlhf_tui.core.sources.jsonl import JsonlReader
 from rlhf_tui.core.sources.model_card import read_model_card
@@ -56,8 +56,10 @@ class Monitor:
         analyze: Callable[[Run], Any] | None = None,
         file_budget: int = FILE_BUDGET,
         pass_budget: int = PASS_BUDGET,
+        process_probe: ProcessProbe | None = None,
     ) -> None:
         self.roots = [os.path.abspath(r) for r in roots]
+        self.process_probe = process_probe  # who says whether a run's process lives (run.process_alive)
         self.max_depth = max_depth
         self.analyze = analyze
         self.file_budget = file_budget
@@ -239,7 +241,7 @@ class Monitor:
     def check_processes(self) -> None:
         for run in self.runs.values():
             if not run.finished and run.crash is None:
-                run.check_process()
+                run.check_process(self.process_probe)
 
     def visible_runs(self) -> list[Run]:
         """Runs worth listing: a generic .jsonl that turned out not to be a metrics log is hidden."""

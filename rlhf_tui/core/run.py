@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -488,29 +489,38 @@ class Run:
         if self.primary:
             self.choose_primary()
 
-    def check_process(self) -> None:
-        """Is the training process still alive? Only answerable on the host that ran it."""
+    def check_process(self, probe: ProcessProbe | None = None) -> None:
+        """Is the training process still alive? `probe` (pid, host) answers, by default by asking
+        this host's kernel."""
         pid = self.facts.get("pid")
         host = self.facts.get("host")
-        if type(pid) is not int or not isinstance(host, str) or host != _HOSTNAME:
-            self.process_alive = None
-            return
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        except OSError:
+        if type(pid) is not int or not isinstance(host, str):
             alive = None
         else:
-            alive = True
+            alive = (probe or process_alive)(pid, host)
         if alive != self.process_alive:
             self.process_alive = alive
             self.touch()
 
 
 _HOSTNAME = socket.gethostname()
+
+ProcessProbe = Callable[[int, str], "bool | None"]
+
+
+def process_alive(pid: int, host: str) -> bool | None:
+    """Whether process `pid` runs; only answerable on the host that ran it (None elsewhere)."""
+    if host != _HOSTNAME:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return None
+    return True
 
 _CRASH_SPECIFICITY = {"exception": 0, "killed": 1}
 
