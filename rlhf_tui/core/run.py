@@ -353,7 +353,7 @@ class Run:
     def quiet_for(self, now: float | None = None) -> float | None:
         if self.last_data_time is None:
             return None
-        return max(0.0, (now or time.time()) - self.last_data_time)
+        return max(0.0, (time.time() if now is None else now) - self.last_data_time)
 
     def lifecycle(self, now: float | None = None) -> str:
         if self.gone:
