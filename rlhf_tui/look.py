@@ -24,6 +24,7 @@ LIFECYCLE_GLYPH = {
     "crashed": "✖",
     "killed": "✖",
     "stalled": "‖",
+    "stopped": "□",
     "gone": "?",
 }
 

@@ -375,7 +375,7 @@ async def test_tui_shows_hostile_names_keys_and_tracebacks_as_data(hostile_tree)
         assert not CONTROL.findall(shown.replace("\n", ""))
 
         await pilot.press("escape", "slash", *"run[lr=1e-5]", "enter", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.drawn)
         await pilot.pause()
         shown = screen_text(app)
         for key in ("[bold red]evil[/]", "**x**", "[/bold]", "<script>alert(1)"):

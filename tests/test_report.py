@@ -71,11 +71,11 @@ def make_run(
 DIAGNOSED: dict[Run, tuple[tuple[Finding, ...], tuple[str, str]]] = {}
 
 
-def report_of(run: Run):
-    """The report as of FIXED, with the findings and status `make_run` was given."""
+def report_of(run: Run, generated: datetime = FIXED):
+    """The report as of `generated`, with the findings and status `make_run` was given."""
     findings, (word, level) = DIAGNOSED[run]
-    lifecycle = run.lifecycle(FIXED.timestamp())
-    return build_report(run, Diagnosis(findings, Status(word, level, "", lifecycle)), FIXED)
+    lifecycle = run.lifecycle(generated.timestamp())
+    return build_report(run, Diagnosis(findings, Status(word, level, "", lifecycle)), generated)
 
 
 def dpo_rows(n: int = 5) -> list[tuple[int, dict[str, float]]]:
@@ -360,9 +360,17 @@ def test_a_sigkill_crash_is_a_killed_end(tmp_path):
 
 def test_a_stalled_run_gets_a_postmortem_saying_so(tmp_path):
     run = make_run(tmp_path, "dpo", dpo_rows(), finished=False, status=("Stalled", "high"))
-    report = report_of(run)  # its last step is from 2023: long quiet
+    an_hour_later = datetime.fromtimestamp(run.last_data_time + 3600, timezone.utc)
+    report = report_of(run, an_hour_later)
     assert report.lifecycle == "stalled" and report.postmortem.end == "stalled"
-    assert "**Exit Reason:** stalled — no new data for " in render_markdown(report)
+    assert "**Exit Reason:** stalled — no new data for 60 min\n" in render_markdown(report)
+
+
+def test_a_run_quiet_for_years_has_stopped_and_its_postmortem_says_since_when(tmp_path):
+    run = make_run(tmp_path, "dpo", dpo_rows(), finished=False, status=("Stopped", "ok"))
+    report = report_of(run)  # its last step is from 2023
+    assert report.lifecycle == "stopped" and report.postmortem.end == "stopped"
+    assert "**Exit Reason:** stopped — no new data for 1107 days\n" in render_markdown(report)
 
 
 # --- Markdown safety ----------------------------------------------------------------------------

@@ -74,7 +74,8 @@ disable: [stalled]
     assert "stalled" not in by_id
     assert by_id["my_loss_high"].params == {"limit": 5.0}
     assert (by_id["lr_zero"].severity, by_id["lr_zero"].warmup) == ("medium", 7)
-    assert by_id["grad_explosion"].params == {"jump": 3.0, "growth": 20.0}  # merged, not replaced
+    builtin = {rule.id: rule for rule in load_rules()[0]}["grad_explosion"].params
+    assert by_id["grad_explosion"].params == {**builtin, "jump": 3.0}  # merged, not replaced
     assert by_id["grad_explosion"].title == "Gradient explosion"
 
 

@@ -35,12 +35,15 @@ def test_without_the_learning_rate_dpo_stuck_names_the_next_provable_cause():
     assert finding.cause.startswith("every margin is exactly 0")
 
 
-def test_grpo_small_flags_kl_growth_and_entropy_drop():
+def test_grpo_small_reward_gained_far_from_the_reference_is_high():
+    """Reward 0.16 -> 0.98 while per-token KL reaches 7.4 with beta 0.04: a policy far from where its
+    reward is trustworthy (high), its completions all clipped and its entropy down 45% (medium)."""
     findings = {f.rule_id: f for f in diagnosed("grpo_small")}
-    assert {"kl_high", "entropy_drop"} <= set(findings)
-    assert findings["kl_high"].first_step == 18 and findings["entropy_drop"].first_step == 37
+    assert {(rule, f.severity) for rule, f in findings.items()} == {
+        ("reward_hacking", "high"), ("length_clipped", "medium"), ("entropy_drop", "medium")
+    }
+    assert findings["reward_hacking"].first_step == 22 and findings["entropy_drop"].first_step == 37
     assert "45%" in findings["entropy_drop"].message
-    assert all(f.severity not in ("critical", "high") for f in findings.values())
 
 
 @pytest.mark.parametrize("source", ["trainer_state", "ptt"])

@@ -46,3 +46,15 @@ def test_cleared_and_low_findings_leave_a_run_healthy_and_uncoloured():
     status = status_of(run(), [finding("critical", active=False), finding("low", title="Loss plateaued early")])
     assert (status.word, status.severity, status.detail) == ("Healthy", "ok", "")
     assert status_of(run()).word == "Healthy"
+
+
+def test_a_run_quiet_for_a_day_has_stopped_and_is_a_problem_only_short_of_its_known_length():
+    old = run("stopped", quiet=73 * 86400, last_step=90)
+    assert (status_of(old).word, status_of(old).severity) == ("Stopped", "ok")
+    assert status_of(old).detail == "stopped 73 days ago (no end marker)"
+    old.facts["max_steps"] = 5000
+    short = status_of(old)
+    assert (short.word, short.severity) == ("Stopped early", "high")
+    assert short.detail.startswith("stopped at step 90 of 5000, no end marker")
+    old.facts["max_steps"] = 90
+    assert status_of(old).word == "Stopped"

@@ -130,6 +130,16 @@ def test_stalled_and_killed(tmp_path):
     assert run.lifecycle(now) == "killed"
 
 
+def test_quiet_for_a_day_a_run_has_stopped_unless_its_process_still_lives(tmp_path):
+    run = make_run(tmp_path)
+    log = source(run, "metrics.jsonl", "ptt")
+    run.apply(log, Update(records=[Record(s, 1000.0 + s, {"loss": 1.0}) for s in range(1, 5)]))
+    assert run.lifecycle(1004 + 6 * 3600) == "stalled"  # the night's hung job, seen in the morning
+    assert run.lifecycle(1004 + 73 * 86400) == "stopped"  # an old sweep copied from a cluster
+    run.process_alive = True
+    assert run.lifecycle(1004 + 73 * 86400) == "stalled"
+
+
 def test_rewind_is_noted(tmp_path):
     run = make_run(tmp_path)
     f = source(run, "metrics.jsonl", "ptt")

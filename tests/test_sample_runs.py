@@ -16,12 +16,12 @@ SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "sample_runs"
 GENERATOR = SAMPLE_RUNS / "make_sample_runs.py"
 REAL_RUNS = ("dpo_crash", "dpo_stuck", "grpo_small", "sft_small")  # copies of real TRL runs, not generated
 
-# run: (trainer, lifecycle, last logged step). A static run with no end marker reads as stalled.
+# run: (trainer, lifecycle, last logged step). A static run with no end marker, quiet for weeks, has stopped.
 EXPECTED = {
     "dpo_broken_pipe": ("dpo", "crashed", 15),
     "dpo_crash": ("dpo", "crashed", 11),
     "dpo_healthy": ("dpo", "finished", 80),
-    "dpo_killed": ("dpo", "stalled", 70),
+    "dpo_killed": ("dpo", "stopped", 70),
     "dpo_stuck": ("dpo", "finished", 80),
     "grpo_cuda_oom": ("grpo", "crashed", 37),
     "grpo_reward_variance_collapse": ("grpo", "finished", 60),

@@ -64,6 +64,11 @@ async def wait_for(pilot, condition, timeout: float = 15.0) -> None:
         await pilot.pause(0.05)
 
 
+def drawn(app: RlhfTop) -> bool:
+    """The run view shows the answer to what it asked its worker for last."""
+    return isinstance(app.screen, RunScreen) and app.screen.drawn
+
+
 def table(app: RlhfTop) -> RunsTable:
     return app.home.query_one(RunsTable)
 
@@ -184,7 +189,7 @@ async def test_open_a_run_and_change_the_chart(runs):
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_for(pilot, lambda: app.loaded and len(table(app).order) == 4)
         await pilot.press("slash", *"grpo", "enter", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: drawn(app))
         screen = app.screen
         metric_ids = [option.id for option in screen.query_one(MetricList).options]
         assert metric_ids[0] == "role:loss"
@@ -194,14 +199,13 @@ async def test_open_a_run_and_change_the_chart(runs):
         assert len(charts) == 4
         assert charts[0].chart.title.startswith("loss")
         kl_chart = next(view.chart for view in charts if view.chart.title.startswith("kl"))
-        assert kl_chart.thresholds == [0.3]
+        assert kl_chart.thresholds == [1.0]  # reward hacking's line: 1 nat of KL per token
         await pilot.press("down")
-        assert charts[0].chart.title.startswith("reward")
+        await wait_for(pilot, lambda: drawn(app) and charts[0].chart.title.startswith("reward"))
         await pilot.press("l", "x", "plus")
         assert screen.options.log_y and screen.by_time
         assert screen.options.smoothing > 0.6
-        await pilot.pause()
-        assert "seconds" in charts[0].render().plain
+        await wait_for(pilot, lambda: drawn(app) and "seconds" in charts[0].render().plain)
         await pilot.press("minus", "minus", "minus")
         assert screen.options.smoothing == 0.0
         await pilot.press("escape")
@@ -216,7 +220,7 @@ async def test_selected_runs_overlay_in_one_chart(runs):
         await pilot.press("g", "space", "j", "space")
         assert {table(app).snapshots[p].name for p in table(app).selected} == {"dpo_crash", "dpo_stuck"}
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: drawn(app))
         chart = app.screen.query_one(ChartView).chart
         assert [line.label for line in chart.lines] == ["dpo_crash", "dpo_stuck"]
         assert "2 of 2 runs" in chart.title
@@ -331,7 +335,7 @@ async def test_the_run_view_follows_new_steps(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.loaded and table(app).order)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: drawn(app))
         chart = app.screen.query_one(ChartView)
         assert "@ step 5" in chart.chart.title
         write_ptt_run(run, "dpo", dpo_steps(4), start=6, header=False)

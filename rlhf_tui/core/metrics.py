@@ -191,6 +191,7 @@ _ONLINE: dict[str, tuple[str, ...]] = {
     "kl": ("kl", "objective/kl", "actor/kl_loss", "kl_mean"),
     "completion_length": ("completions/mean_length", "completion_length", "response_length/mean"),
     "clipped_ratio": ("completions/clipped_ratio", "response_length/clip_ratio"),
+    "eos_ratio": ("val/contain_eos_token",),  # Online DPO: the share of completions that ended
     "frac_reward_zero_std": ("frac_reward_zero_std",),
     "clip_ratio": ("clip_ratio/region_mean", "clip_ratio", "policy/clipfrac_avg", "actor/pg_clipfrac"),
     "value_loss": ("loss/value_avg", "critic/vf_loss", "value_loss"),

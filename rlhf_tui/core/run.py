@@ -37,6 +37,9 @@ TRAINER_EVIDENCE_RANK = {"keys": 0, "training args": 1, "model card": 2, "header
 STALL_MIN_SECONDS = 180.0
 STALL_INTERVALS = 15
 KILLED_GRACE_SECONDS = 30.0
+# Quiet this long with no live process known, a run has stopped rather than stalled: an old sweep
+# copied from a cluster, logs without a footer. A hung job is still "stalled" the morning after.
+STOPPED_AFTER_SECONDS = 24 * 3600.0
 MAX_NOTES = 100
 
 
@@ -356,6 +359,9 @@ class Run:
         return max(0.0, (time.time() if now is None else now) - self.last_data_time)
 
     def lifecycle(self, now: float | None = None) -> str:
+        """running, finished, crashed, killed (its process is gone), stalled (quiet for longer than
+        its steps take, up to a day, or for any time with its process alive), stopped (quiet for a
+        day or more with no end marker and no live process known), or gone (deleted)."""
         if self.gone:
             return "gone"
         if self.crash is not None:
@@ -366,7 +372,7 @@ class Run:
         if self.process_alive is False and (quiet is None or quiet > KILLED_GRACE_SECONDS):
             return "killed"
         if quiet is not None and quiet > self.stall_after():
-            return "stalled"
+            return "stopped" if quiet >= STOPPED_AFTER_SECONDS and not self.process_alive else "stalled"
         return "running"
 
     def points(self) -> int:

@@ -20,7 +20,7 @@ from rlhf_tui.core.text import clean, one_line
 from rlhf_tui.rules import Diagnosis, Finding, severity
 
 TITLE = "RLHF Run Diagnostic Report"
-ABNORMAL_ENDS = ("crashed", "killed", "stalled")
+ABNORMAL_ENDS = ("crashed", "killed", "stalled", "stopped")
 KILL_REASONS = ("sigkill", "killed")  # crash reasons that mean the process was killed (OOM killer, kill -9)
 TRACEBACK_KEEP = 16  # lines of traceback kept (the end of it), the cut note included
 TEXT_LIMIT = 4000  # characters of one line of run or rule text
@@ -134,7 +134,7 @@ class Insight:
 
 @dataclass
 class Postmortem:
-    end: str  # "crashed", "killed" or "stalled"
+    end: str  # "crashed", "killed", "stalled" or "stopped"
     reason: str  # exit reason word: exception, oom, sigkill, killed, stalled, ...
     detail: str | None  # what a person reads: "CUDA out of memory", "no new data for 12 min"
     last_step: int | None

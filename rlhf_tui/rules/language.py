@@ -61,6 +61,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rlhf_tui.core.metrics import ROLES as METRIC_ROLES
+
 CONSTANTS = {"ln2": math.log(2.0), "e": math.e, "pi": math.pi}
 
 FACTS = frozenset(
@@ -79,32 +81,7 @@ FACTS = frozenset(
 POINT_VARIABLES = frozenset({"step", "points", "progress"})
 RUN_VARIABLES = frozenset({"stalled_for", "last_step"})
 
-TRAIN_ROLES = frozenset(
-    {
-        "loss",
-        "reward",
-        "reward_std",
-        "win_rate",
-        "margin",
-        "chosen_reward",
-        "rejected_reward",
-        "chosen_logps",
-        "rejected_logps",
-        "kl",
-        "entropy",
-        "grad_norm",
-        "learning_rate",
-        "clip_ratio",
-        "completion_length",
-        "clipped_ratio",
-        "frac_reward_zero_std",
-        "value_loss",
-        "policy_loss",
-        "approx_kl",
-        "is_ratio",
-        "step_time",
-    }
-)
+TRAIN_ROLES = frozenset(METRIC_ROLES)
 ROLES = TRAIN_ROLES | {f"eval_{role}" for role in TRAIN_ROLES}
 
 _KEYWORDS = frozenset({"and", "or", "not", "for"})
@@ -631,6 +608,17 @@ class Apply(Expr):
 
 
 
+class Either(Expr):
+    """`either(a, b)`: a where it is known, else b (a role one trainer logs under another form)."""
+
+    def __init__(self, first: Expr, second: Expr) -> None:
+        self.first, self.second = first, second
+
+    def evaluate(self, frame: Frame):
+        first = self.first.evaluate(frame)
+        return np.where(np.isnan(first), self.second.evaluate(frame), first)
+
+
 class Compare(Expr):
     kind = "boolean"
     _OPS = {
@@ -892,6 +880,9 @@ class _Compiler:
         if function in ("abs", "sqrt", "exp", "log"):
             self.arity(node, 1, 1)
             return Apply(function, self.number(self.compile(args[0]), node))
+        if function == "either":
+            self.arity(node, 2, 2)
+            return Either(self.number(self.compile(args[0]), node), self.number(self.compile(args[1]), node))
         if function in _STATEFUL_FUNCTIONS:
             self.require_state(function, node)
             if function == "count":

@@ -15,9 +15,11 @@ from rlhf_tui.rules.view import RunView
 class Status:
     """What the run table and the report say about a run.
 
-    word: the status, most severe first: "Crashed (<reason>)", "Killed", "Stalled",
-    "Diverged (NaN)" (an active critical finding: critical is reserved for non-finite values),
-    "Unstable" (an active high finding), "Partially unstable" (medium), "Healthy".
+    word: the status, most severe first: "Crashed (<reason>)", "Killed", "Stalled", "Stopped early"
+    (quiet for a day short of a known max_steps, no end marker), "Diverged (NaN)" (an active
+    critical finding: critical is reserved for non-finite values), "Unstable" (an active high
+    finding), "Partially unstable" (medium), "Stopped" (quiet for a day, no end marker, no target
+    length known: nothing says it failed), "Healthy".
     severity: "critical", "high", "medium" or "ok", for colour and glyph (low findings never colour).
     detail: one line saying why (the exception, the stall time, the top finding's title), or "".
     lifecycle: the run's lifecycle as the run model reports it ("running", "finished", ...).
@@ -55,7 +57,16 @@ def run_status(run: RunView, findings: Sequence[Finding], now: float) -> Status:
         return Status("Killed", "critical", crash.label if crash is not None else "", lifecycle)
     if lifecycle == "stalled":
         return Status("Stalled", "high", _stall_detail(run.quiet_for(now), run.last_step), lifecycle)
+    max_steps = run.facts.get("max_steps")
+    stopped_short = type(max_steps) is int and run.last_step is not None and run.last_step < max_steps
+    if lifecycle == "stopped" and stopped_short:
+        detail = f"stopped at step {run.last_step} of {max_steps}, no end marker: it died or was killed"
+        return Status("Stopped early", "high", detail, lifecycle)
     active = sorted((f for f in findings if f.active and f.severity in _FINDING_WORDS), key=lambda f: severity.rank(f.severity))
+    if not active and lifecycle == "stopped":
+        quiet = run.quiet_for(now)
+        ago = f"{format_duration(quiet)} ago " if quiet is not None else ""
+        return Status("Stopped", severity.OK, f"stopped {ago}(no end marker)", lifecycle)
     if not active:
         return Status("Healthy", severity.OK, "", lifecycle)
     top = active[0]

@@ -40,7 +40,7 @@ class RunView(Protocol):
         """The series that carries a metric role ("loss", "kl", "eval_loss", ...), if the run logs it."""
 
     def lifecycle(self, now: float) -> str:
-        """"running", "finished", "crashed", "killed", "stalled" or "gone", as of `now`."""
+        """"running", "finished", "crashed", "killed", "stalled", "stopped" or "gone", as of `now`."""
 
     def quiet_for(self, now: float) -> float | None:
         """Seconds since the newest step was logged, as of `now`."""

@@ -32,7 +32,7 @@ def legend(look: Look) -> Text:
         text.append(f" {severity.MEANINGS[level]}")
     text.append(f"\n  {glyph(severity.OK)} {'healthy':<8}", style=look.style(severity.OK))
     text.append(" no finding above low")
-    text.append("\nSteps: ▶ running  ■ finished  ✖ crashed or killed  ‖ stalled    ● selected   ! notes")
+    text.append("\nSteps: ▶ running  ■ finished  ✖ crashed or killed  ‖ stalled  □ stopped   ● selected   ! notes")
     return text
 
 

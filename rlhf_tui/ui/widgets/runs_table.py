@@ -37,7 +37,7 @@ SORT_LABELS = {
     "win_rate": "win rate",
     "kl": "KL",
 }
-LIFECYCLE_RANK = {"crashed": 0, "killed": 1, "stalled": 2, "running": 3, "finished": 4, "gone": 5}
+LIFECYCLE_RANK = {"crashed": 0, "killed": 1, "stalled": 2, "stopped": 3, "running": 4, "finished": 5, "gone": 6}
 NAME_MIN = 12
 NAME_COMFORT = 24
 NAME_MAX = 48
