@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.sources.protobuf import Malformed
 from rlhf_tui.core.sources.tensorboard import (
     SUMMARY_KEYS,
     TensorBoardReader,
-    _Malformed,
     _parse_any_event,
     _parse_event,
     crc32c,
@@ -332,7 +332,7 @@ def test_scalar_fast_path_agrees_with_the_general_decoder(tag, step, wall_time, 
     def outcome(parse):
         try:
             return repr(parse(bytes(payload)))
-        except _Malformed:
+        except Malformed:
             return "malformed"
 
     assert outcome(_parse_event) == outcome(_parse_any_event)
