@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.metrics import SUMMARY_KEYS
 from rlhf_tui.core.sources.protobuf import Malformed
 from rlhf_tui.core.sources.tensorboard import (
-    SUMMARY_KEYS,
     TensorBoardReader,
     _parse_any_event,
     _parse_event,
@@ -420,11 +420,11 @@ def args_event(args_json: bytes) -> bytes:
     return frame(event(0, tensor_value("args/text_summary", text, "text")))
 
 
-def test_training_args_give_scalar_config_and_step_facts():
+def test_training_args_give_a_flat_config_and_step_facts():
     args = {"max_steps": 100, "logging_steps": 10.0, "lr": 1e-5, "report_to": ["tensorboard"], "bf16": True}
     update = read_whole(args_event(json.dumps(args).encode()))
     assert update.facts == {
-        "config": {"max_steps": 100, "logging_steps": 10.0, "lr": 1e-5, "bf16": True},
+        "config": {"max_steps": 100, "logging_steps": 10.0, "lr": 1e-5, "report_to": "['tensorboard']", "bf16": True},
         "max_steps": 100,
         "logging_steps": 10,
     }

@@ -19,6 +19,8 @@ import re
 import struct
 from typing import Any, NamedTuple
 
+from rlhf_tui.core.config import facts_from_training_args, flat_config
+from rlhf_tui.core.metrics import SUMMARY_KEYS, split_phase
 from rlhf_tui.core.records import Record, Update
 from rlhf_tui.core.sources import protobuf as pb
 
@@ -32,11 +34,6 @@ _MAX_RECORD_BYTES = 1 << 24
 _SMALL_LENGTH_TOP = b"\0" * 5
 
 _MAX_NOTES = 20
-
-# Written once by transformers at the end of training; run facts, not a step's metrics.
-SUMMARY_KEYS = frozenset(
-    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
-)
 
 _ARGS_TAG = "args/text_summary"
 
@@ -190,7 +187,7 @@ class TensorBoardReader:
                 self._read_training_args(text, pos, update)
 
     def _add_scalar(self, update: Update, step: int, time: float | None, tag: str, value: float) -> None:
-        phase, key = _split_tag(tag)
+        phase, key = split_phase(tag)
         if phase == "train" and key in SUMMARY_KEYS:
             self._summary[key] = value
             update.facts["summary"] = dict(self._summary)
@@ -215,7 +212,8 @@ class TensorBoardReader:
         if not isinstance(args, dict):
             self._note(update, pos, "training args are not a JSON object, ignored")
             return
-        update.facts.update(_facts_from_args(args))
+        update.facts["config"] = flat_config(args)
+        update.facts.update(facts_from_training_args(args))
 
     def _note(self, update: Update, pos: int, message: str) -> None:
         self._notes_made += 1
@@ -233,35 +231,6 @@ def _next_header_candidate(buffer: bytes, pos: int) -> int:
     if top < 0:
         return max(pos, len(buffer) - (_HEADER.size - 1))
     return top - 3
-
-
-def _split_tag(tag: str) -> tuple[str, str]:
-    prefix, slash, key = tag.partition("/")
-    if slash and key and prefix in ("train", "eval"):
-        return prefix, key
-    return "train", tag
-
-
-def _facts_from_args(args: dict[str, Any]) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "config": {key: value for key, value in args.items() if isinstance(value, (bool, int, float, str))}
-    }
-    max_steps = _whole_number(args.get("max_steps"))  # -1 means "derived from the epochs"
-    if max_steps is not None:
-        facts["max_steps"] = max_steps
-    logging_steps = _whole_number(args.get("logging_steps"))  # below 1 it is a fraction of the run
-    if logging_steps is not None:
-        facts["logging_steps"] = logging_steps
-    return facts
-
-
-def _whole_number(value: Any) -> int | None:
-    """`value` as an int when it is a whole number of at least 1 (JSON may say 10 or 10.0)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return value if isinstance(value, int) and value >= 1 else None
 
 
 # Protobuf messages: Event -> Summary -> Value -> TensorProto.
