@@ -24,8 +24,8 @@ console output (fed to `ConsoleLogReader` for tracebacks and crash signatures); 
 online runs have, are read too; `files/output.log` is wandb's rendering of the terminal, rewritten
 in place, so it is read whole, and only when there is no `.wandb` to read.
 
-A chunk whose checksum fails becomes a note, and reading resumes at the next offset of the block
-where a chunk verifies (wandb's own reader drops the whole block).
+A chunk whose checksum fails becomes a note, and reading resumes at the next offset where a chunk
+verifies (wandb's own reader drops the rest of the block).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import struct
 import zlib
 from typing import Any, NamedTuple
@@ -63,7 +64,6 @@ _RUN, _EXIT, _HEADER, _ENVIRONMENT = 17, 18, 21, 26
 _DEFAULT_STEP_KEYS = ("train/global_step", "_step")
 _PROFILING = "profiling/"  # TRL's ProfilingContext: "profiling/Time taken: GRPOTrainer.compute_loss"
 _NUMBER_START = frozenset(b"-0123456789NI")
-_FLOAT_MARKS = (b".", b"e", b"E", b"N", b"I")
 
 
 class _Framing:
@@ -97,23 +97,28 @@ class _Framing:
         return records
 
     def _read(self, buffer: bytes, records: list[tuple[int, bytes]]) -> int:
+        """Handles every complete chunk in `buffer`; returns how many bytes were consumed.
+
+        While resyncing, a chunk that may start at an offset but is not all there yet cannot be
+        verified: the scan goes on past it, and comes back to it for more bytes only if nothing
+        after it verifies (in a finished file a false start near the end would wait forever).
+        """
         size = len(buffer)
         pos = 0
         if not self._header_read:
             self._check_header(buffer)
             pos = FILE_HEADER.size
         offset = self._offset
+        unverified: int | None = None  # the first possible chunk start that could not be checked yet
         while True:
             left = BLOCK - (offset + pos) % BLOCK
             if left < CHUNK_HEADER.size:  # zero padding up to the block end
                 if size - pos < left:
-                    self._needed = left
-                    return pos
+                    return self._wait(pos, unverified, size, left)
                 pos += left
                 continue
             if size - pos < CHUNK_HEADER.size:
-                self._needed = CHUNK_HEADER.size
-                return pos
+                return self._wait(pos, unverified, size, CHUNK_HEADER.size)
             checksum, length, kind = CHUNK_HEADER.unpack_from(buffer, pos)
             if checksum == 0 and length == 0 and kind == 0 and not self._resyncing:
                 self._problem(offset + pos, "zeroed block tail skipped")
@@ -126,8 +131,11 @@ class _Framing:
                 pos += 1
                 continue
             if end > size:
-                self._needed = end - pos
-                return pos
+                if not self._resyncing:
+                    return self._wait(pos, None, size, end - pos)
+                unverified = pos if unverified is None else unverified
+                pos += 1
+                continue
             if zlib.crc32(buffer[pos + 6 : end]) != checksum:
                 self._corrupt(offset + pos)
                 pos += 1
@@ -136,8 +144,17 @@ class _Framing:
                 pos += 1
                 continue
             self._resyncing = False
+            unverified = None
             self._chunk(kind, buffer[pos + CHUNK_HEADER.size : end], offset + pos, records)
             pos = end
+
+    def _wait(self, pos: int, unverified: int | None, size: int, needed: int) -> int:
+        """Stop here for more bytes: at `pos`, or back at the first unverified chunk start."""
+        if unverified is None:
+            self._needed = needed
+            return pos
+        self._needed = size - unverified + 1
+        return unverified
 
     def _check_header(self, buffer: bytes) -> None:
         self._header_read = True
@@ -171,15 +188,16 @@ class _Framing:
         if self._parts is None:
             self._problem(offset, "piece of a record without its start, skipped")
             return
-        self._parts.append(data)
         self._parts_size += len(data)
+        if self._parts_size > MAX_RECORD_BYTES:
+            self._problem(offset, f"record over {MAX_RECORD_BYTES >> 20} MiB skipped")
+            self._drop_parts()
+            self._dropping = kind != LAST
+            return
+        self._parts.append(data)
         if kind == LAST:
             records.append((offset, b"".join(self._parts)))
             self._drop_parts()
-        elif self._parts_size > MAX_RECORD_BYTES:
-            self._problem(offset, f"record over {MAX_RECORD_BYTES >> 20} MiB skipped")
-            self._drop_parts()
-            self._dropping = True
 
     def _drop_parts(self) -> None:
         self._parts = None
@@ -204,7 +222,9 @@ class WandbReader:
         self._config: dict[str, Any] = {}
         self._summary: dict[str, float] = {}
         self._keys: dict[bytes, str] = {}
+        self._phases: dict[str, tuple[str, str]] = {}
         self._exit_code: int | None = None
+        self._started = False
         self._last_step: int | None = None
         self._verdict: Crash | None = None
         self._notes = 0
@@ -258,11 +278,8 @@ class WandbReader:
 
     def _history(self, data: bytes, update: Update) -> None:
         row: dict[str, Any] = {}
-        for number, wire, value in pb.fields(data):
-            if number == 1 and wire == pb.LEN:
-                key, item = self._item(value)
-                if key is not None and item is not None:
-                    row[key] = item
+        for raw_key, value in _history_items(data):
+            row[self._key(raw_key)] = value
         step = None
         for step_key in self._step_keys:
             step = _whole(row.get(step_key))
@@ -274,11 +291,18 @@ class WandbReader:
         when = float(when) if type(when) in (int, float) else None
         train: dict[str, Any] = {}
         evals: dict[str, Any] = {}
+        step_keys = self._step_keys
+        phases = self._phases
         for key, value in row.items():
-            if key[:1] == "_" or key in self._step_keys:
+            if value is None or key[0] == "_" or key in step_keys:
                 continue
-            phase, name = split_phase(key)
-            (train if phase == "train" else evals)[name] = value
+            phase = phases.get(key)
+            if phase is None:
+                phase = phases[key] = split_phase(key)
+            if phase[0] == "train":
+                train[phase[1]] = value
+            else:
+                evals[phase[1]] = value
         if train and not all(key.startswith(_PROFILING) for key in train):
             update.records.append(Record(step, when, train))
             if self._last_step is None or step > self._last_step:
@@ -286,46 +310,22 @@ class WandbReader:
         if evals:
             update.records.append(Record(step, when, evals, "eval"))
 
-    def _item(self, data: bytes) -> tuple[str | None, Any]:
-        """(key, number) of a History/Summary item; the number is None for text, media, tables.
-
-        wandb-core writes `nested_key` (or `key`) then `value_json`, each under 128 bytes as a rule:
-        those are sliced directly, anything else goes through the general decoder.
-        """
-        size = len(data)
-        if size > 4 and data[0] in (0x0A, 0x12):
-            key_end = 2 + data[1]
-            if key_end + 3 <= size and data[key_end] == 0x82 and data[key_end + 1] == 0x01:
-                if key_end + 3 + data[key_end + 2] == size and data[1] < 0x80 and data[key_end + 2] < 0x80:
-                    return self._key(data[2:key_end]), _json_number(data[key_end + 3 :])
-        key_parts: list[bytes] = []
-        value = None
-        for number, wire, field in pb.fields(data):
-            if wire == pb.LEN and number in (1, 2):
-                key_parts.append(field)
-            elif number in (16, 8) and wire == pb.LEN:  # value_json, json
-                value = _json_number(field)
-            elif number == 6 and wire == pb.I64:  # number
-                value = pb.DOUBLE.unpack(field)[0]
-            elif number == 5 and wire == pb.VARINT:  # integer (sint64)
-                value = pb.zigzag(field)
-        if not key_parts:
-            return None, None
-        return self._key(b".".join(key_parts)), value
-
     def _key(self, raw: bytes) -> str:
         key = self._keys.get(raw)
         if key is None:
-            key = raw.decode("utf-8", "replace")
-            if len(self._keys) < 100_000:
+            key = raw.decode("utf-8", "replace") or "?"
+            if len(self._keys) < _KEY_CACHE_SIZE:
                 self._keys[raw] = key
         return key
 
     def _summary_record(self, data: bytes, update: Update) -> None:
+        if _SUMMARY_KEY_BYTES.search(data) is None:  # wandb-core repeats every history row as a summary
+            return
         changed = False
         for number, wire, value in pb.fields(data):
             if number == 1 and wire == pb.LEN:
-                key, item = self._item(value)
+                raw_key, item = _item(value)
+                key = self._key(raw_key) if raw_key is not None else None
                 if key in SUMMARY_KEYS and type(item) in (int, float):
                     self._summary[key] = float(item)
                     changed = True
@@ -360,6 +360,7 @@ class WandbReader:
                 update.facts[fact] = value
         if info.start_time is not None:
             update.facts["start_time"] = info.start_time
+            self._started = True
         if info.config is not None:
             self._config_record(info.config, update)
 
@@ -376,10 +377,11 @@ class WandbReader:
         for number, wire, value in pb.fields(data):
             if number == 12 and wire == pb.LEN and value:
                 update.facts["host"] = pb.text(value)
-            elif number == 3 and wire == pb.LEN:
+            elif number == 3 and wire == pb.LEN and not self._started:  # the run record's time wins
                 start = _timestamp(value)
                 if start is not None:
-                    update.facts.setdefault("start_time", start)
+                    update.facts["start_time"] = start
+                    self._started = True
 
     # --- console and verdict ---------------------------------------------------------------
 
@@ -409,6 +411,54 @@ class WandbReader:
             update.notes.append(f"{prefix}further problems not reported")
 
 
+# A history item as wandb-core writes it: `nested_key` then `value_json`, every length one byte; the
+# record ends with its `step` field. (JSON text holds no raw \x0a or \x12.)
+_ITEM = re.compile(rb"\x0a([\x00-\x7f])\x12([\x00-\x7f])(.*?)\x82\x01([\x00-\x7f])([^\x0a\x12]*)", re.DOTALL)
+_SUMMARY_KEY_BYTES = re.compile("|".join(sorted(SUMMARY_KEYS)).encode())
+_KEY_CACHE_SIZE = 100_000
+
+
+def _history_items(data: bytes) -> list[tuple[bytes, Any]]:
+    """(key, number or None) of each item of a HistoryRecord.
+
+    The usual shape is matched by one regex and its lengths checked; a record that is not wholly of
+    that shape (long keys or values, typed values, a `step` field) goes through the general decoder.
+    """
+    found = _ITEM.findall(data)
+    covered = 0
+    for item_length, key_length, key, value_length, value in found:
+        if key_length[0] != len(key) or value_length[0] != len(value) or item_length[0] != len(key) + len(value) + 5:
+            break
+        covered += len(key) + len(value) + 7
+    else:
+        step = data[covered:]
+        if not step or (step[0] == 0x12 and len(step) > 1 and step[1] == len(step) - 2):
+            return [(key, _json_number(value)) for _, _, key, _, value in found]
+    items = []
+    for number, wire, value in pb.fields(data):
+        if number == 1 and wire == pb.LEN:
+            key, item = _item(value)
+            if key is not None:
+                items.append((key, item))
+    return items
+
+
+def _item(data: bytes) -> tuple[bytes | None, Any]:
+    """(key, number) of a History/Summary item, in general; the number is None for text, media, tables."""
+    key_parts: list[bytes] = []
+    value = None
+    for number, wire, field in pb.fields(data):
+        if wire == pb.LEN and number in (1, 2):  # key, nested_key
+            key_parts.append(field)
+        elif number in (16, 8) and wire == pb.LEN:  # value_json, json
+            value = _json_number(field)
+        elif number == 6 and wire == pb.I64:  # number
+            value = pb.DOUBLE.unpack(field)[0]
+        elif number == 5 and wire == pb.VARINT:  # integer (sint64)
+            value = pb.zigzag(field)
+    return (b".".join(key_parts) if key_parts else None), value
+
+
 def _output_line(data: bytes) -> bytes:
     for number, wire, value in pb.fields(data):
         if number == 3 and wire == pb.LEN:
@@ -416,14 +466,12 @@ def _output_line(data: bytes) -> bytes:
     return b""
 
 
-def _json_number(raw: bytes) -> int | float | None:
+def _json_number(raw: bytes) -> float | None:
     """A JSON number (NaN and ±Infinity as wandb writes them) from its text; None for anything else."""
     if not raw or raw[0] not in _NUMBER_START:
         return None
     try:
-        if any(mark in raw for mark in _FLOAT_MARKS):
-            return float(raw)
-        return int(raw)
+        return float(raw)
     except ValueError:
         return None
 
