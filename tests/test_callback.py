@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
-pytest.importorskip("transformers")
+require("transformers")
 
 from transformers import TrainerControl, TrainerState, TrainingArguments  # noqa: E402
 from transformers.trainer_callback import CallbackHandler  # noqa: E402

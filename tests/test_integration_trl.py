@@ -10,13 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 pytestmark = pytest.mark.integration
 
-torch = pytest.importorskip("torch")
-trl = pytest.importorskip("trl")
-datasets = pytest.importorskip("datasets")
-tokenizers = pytest.importorskip("tokenizers")
+torch = require("torch")
+trl = require("trl")
+datasets = require("datasets")
+tokenizers = require("tokenizers")
 
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback  # noqa: E402
 
