@@ -342,7 +342,10 @@ class ConsoleLogReader:
                 values[key.strip()] = float(raw)
             except ValueError:
                 continue
-        step = epoch * int(bar.group(3)) + int(bar.group(2)) + 1
+        counter, total = int(bar.group(2)), int(bar.group(3))
+        if counter >= total:  # the bar's last redraw, when it closes, repeats the last step's values
+            return
+        step = epoch * total + counter + 1
         if values and (self._last_step is None or step > self._last_step):
             self._stepped_record(step, values)
 
