@@ -81,7 +81,7 @@ class _HasConfig(Protocol):
     facts: dict[str, Any]
 
 
-def differing_config(runs: Sequence[_HasConfig]) -> dict[str, list[Any]]:
+def config_differences(runs: Sequence[_HasConfig]) -> dict[str, list[Any]]:
     """The config keys whose values are not the same in every run, with each run's value in the
     order the runs were given (None where a run does not have the key, which counts as different).
 

@@ -10,11 +10,12 @@ inside the root.
 Trackers keep runs of their own: each `wandb/run-*/` or `wandb/offline-run-*/` folder, each run in
 a Trackio or MLflow SQLite database (`*.db`) and each `mlruns/<experiment>/<run>/` folder is a run,
 named by its tracker ("project/run name"). A tracker run whose config names the trainer's
-`output_dir`, when that dir is a run found under the roots, is one run with it: its artefacts join
-the output dir's. A relative `output_dir` is taken from where the tracker's folder sits (where the
-training was launched, by default), an absolute one that is not there also by its last name there
-(runs copied from another machine). Several runs of one tracker naming the same output dir (a
-sweep writing into one folder) stay apart.
+`output_dir`, when that dir is under the root, is one run with it: its artefacts join the output
+dir's, so a training logged to W&B, Trackio and TensorBoard at once is one run, whether or not the
+output dir holds artefacts of its own. A relative `output_dir` is taken from where the tracker's
+folder sits (where the training was launched, by default), an absolute one that is not there also
+by its last name there (runs copied from another machine). Several runs of one tracker naming the
+same output dir (a sweep writing into one folder) stay apart.
 """
 
 from __future__ import annotations
@@ -315,10 +316,10 @@ def _looks_like_a_tracker_database(path: str) -> bool:
 
 
 def _join_output_dirs(found: Found) -> None:
-    """Tracker runs join the trainer output dir their config names, when it is a run found here."""
+    """Tracker runs join the trainer output dir their config names, when it is under their root."""
     claims: dict[str, list[str]] = {}
     for run_dir, tracked in found.tracked.items():
-        target = _output_dir_run(tracked, found)
+        target = _output_dir_run(tracked, found.roots[run_dir], found)
         if target is not None:
             claims.setdefault(target, []).append(run_dir)
     for target, claimants in claims.items():
@@ -329,11 +330,12 @@ def _join_output_dirs(found: Found) -> None:
         for run_dir in claimants:
             if len(runs_per_tracker[found.tracked[run_dir].tracker]) > 1:
                 continue
-            found.runs[target].update(found.runs.pop(run_dir))
+            found.roots.setdefault(target, found.roots[run_dir])
+            found.runs.setdefault(target, {}).update(found.runs.pop(run_dir))
             del found.roots[run_dir], found.names[run_dir], found.tracked[run_dir]
 
 
-def _output_dir_run(tracked: Tracked, found: Found) -> str | None:
+def _output_dir_run(tracked: Tracked, root: str, found: Found) -> str | None:
     output_dir = tracked.run.output_dir
     if not output_dir:
         return None
@@ -343,6 +345,8 @@ def _output_dir_run(tracked: Tracked, found: Found) -> str | None:
         candidates = [os.path.join(tracked.launch_dir, output_dir)]
     for candidate in candidates:
         candidate = os.path.normpath(candidate)
-        if candidate in found.runs and candidate not in found.tracked:
+        if candidate in found.tracked:
+            continue
+        if candidate in found.runs or (_inside(candidate, root) and os.path.isdir(candidate)):
             return candidate
     return None
