@@ -35,6 +35,7 @@ from rlhf_tui.core.sources.sqlite import DatabaseProblem, ReadOnlyDatabase, tabl
 STEP_KEY = "train/global_step"
 PROFILING = "profiling/"
 ROWS_PER_READ = 20_000
+MAX_NOTES = 20
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _INTERNAL_CONFIG = ("_Username", "_Created", "_Group")
 
@@ -69,6 +70,7 @@ class TrackioRun:
         self._max_steps: int | None = None
         self._last_step: int | None = None
         self._problem: str | None = None
+        self._bad_rows = 0
 
     def read(self, budget_rows: int = ROWS_PER_READ) -> Update | None:
         """What is new since the last call; None when the database did not change."""
@@ -107,9 +109,20 @@ class TrackioRun:
         self.pending = len(rows) == budget_rows
         for row_id, timestamp, step, metrics in rows:
             self._last_id = row_id
-            self._row(timestamp, step, _load(metrics), update)
+            values = _load(metrics)
+            if values or metrics in ("{}", b"{}"):
+                self._row(timestamp, step, values, update)
+            else:
+                self._bad_row(row_id, update)
         if self._max_steps and self._last_step is not None and self._last_step >= self._max_steps:
             update.finished = True
+
+    def _bad_row(self, row_id: int, update: Update) -> None:
+        self._bad_rows += 1
+        if self._bad_rows <= MAX_NOTES:
+            update.notes.append(f"metrics row {row_id}: not a JSON object, skipped")
+        elif self._bad_rows == MAX_NOTES + 1:
+            update.notes.append("further bad rows not reported")
 
     def _read_config(self, run_name: str, config: dict[str, Any], update: Update) -> None:
         update.facts["writer"] = "trackio"
