@@ -37,7 +37,7 @@ from rlhf_tui.core.sources.sqlite import DatabaseProblem, ReadOnlyDatabase
 from rlhf_tui.core.sources.tensorboard import TensorBoardReader, masked_crc32c
 from rlhf_tui.core.sources.trackio import TrackioRun, list_runs as trackio_runs
 from rlhf_tui.core.sources.trainer_state import read_trainer_state
-from rlhf_tui.core.sources.wandb import WandbReader, read_config_yaml, read_metadata_json, read_output_log
+from rlhf_tui.core.sources.wandb import WandbReader, read_config_yaml, read_debug_log, read_metadata_json, read_output_log
 from rlhf_tui.rules.language import ConditionError, compile_expression, compile_template, parse
 
 REAL = Path(__file__).parent / "fixtures" / "real_runs"
@@ -88,6 +88,7 @@ DOCUMENT_READERS = {
     "wandb_config": (read_config_yaml, WANDB_CONFIGS),
     "wandb_metadata": (read_metadata_json, WANDB_METADATA),
     "wandb_output": (read_output_log, OUTPUT_LOGS),
+    "wandb_debug": (read_debug_log, [b"2026-12-04 00:35:36,955 INFO    MainThread:20212 [wandb_setup.py:_flush():81] Configure stats pid to 20212\n"]),
 }
 
 NASTY = [

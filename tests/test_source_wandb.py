@@ -13,6 +13,7 @@ from rlhf_tui.core.sources.wandb import (
     MAX_RECORD_BYTES,
     WandbReader,
     read_config_yaml,
+    read_debug_log,
     read_metadata_json,
     read_output_log,
     run_info,
@@ -282,3 +283,9 @@ def test_output_log_alone_still_shows_the_crash():
     text = real("dpo-crash").parent.joinpath("files/output.log").read_bytes()
     update = read_output_log(text)
     assert update.replace and update.crash.exception == "RuntimeError: injected crash at step 3"
+
+
+def test_debug_log_gives_the_training_processes_pid():
+    head = b"2026-12-04 00:35:36,955 INFO    MainThread:20212 [wandb_setup.py:_flush():81] Configure stats pid to 20212\n"
+    assert read_debug_log(head).facts == {"pid": 20212}
+    assert read_debug_log(b"x" * (70 * 1024) + head).facts == {}  # only the head is looked at

@@ -86,7 +86,8 @@ def test_wandb_internals_are_not_runs(tracker_runs):
     os.symlink(run_dir / "logs" / "debug-internal.log", tracker_runs / "wandb" / "debug-internal.log")
     os.symlink(run_dir.name, tracker_runs / "wandb" / "latest-run")
     found = discover([str(tracker_runs)])
-    assert not [path for run in found.runs.values() for path in run if "/logs/" in path or path.endswith(".jsonl")]
+    kinds = {path: kind for run in found.runs.values() for path, kind in run.items()}
+    assert not [path for path in kinds if "debug-internal" in path or path.endswith(".jsonl")]
     assert not [run for run in found.runs if run.endswith(("latest-run", "wandb"))]
     assert not found.notes
 

@@ -58,6 +58,11 @@ TENSORBOARD_PARENTS = frozenset({"runs", "logs", "tensorboard", "tb"})
 CONSOLE_PATTERNS = ("*.log", "*.out", "nohup.out", "slurm-*.out", "*.err")
 DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 WANDB_RUN_PREFIXES = ("run-", "offline-run-")
+WANDB_DOCUMENTS = (
+    ("files/config.yaml", "wandb_config"),
+    ("files/wandb-metadata.json", "wandb_metadata"),
+    ("logs/debug.log", "wandb_debug"),
+)
 
 
 def classify(filename: str) -> str | None:
@@ -234,7 +239,7 @@ def _subdirs(path: str) -> list[os.DirEntry]:
 
 
 def _wandb_folder(path: str, root: str, found: Found) -> None:
-    """`wandb/`: its `run-*` and `offline-run-*` folders; debug logs and `latest-run` are not runs."""
+    """`wandb/`: its `run-*` and `offline-run-*` folders (`latest-run` is a link to one of them)."""
     for entry in _subdirs(path):
         if not entry.name.startswith(WANDB_RUN_PREFIXES):
             continue
@@ -246,9 +251,9 @@ def _wandb_folder(path: str, root: str, found: Found) -> None:
             continue
         artefacts = {log: "wandb" for log in logs}
         config = os.path.join(files, "config.yaml")
-        for name, kind in (("config.yaml", "wandb_config"), ("wandb-metadata.json", "wandb_metadata")):
-            if os.path.isfile(os.path.join(files, name)):
-                artefacts[os.path.join(files, name)] = kind
+        for name, kind in WANDB_DOCUMENTS:
+            if os.path.isfile(os.path.join(run_dir, name)):
+                artefacts[os.path.join(run_dir, name)] = kind
         if not logs and os.path.isfile(os.path.join(files, "output.log")):
             artefacts[os.path.join(files, "output.log")] = "wandb_output"
         if not artefacts:

@@ -37,7 +37,13 @@ from rlhf_tui.core.sources.sqlite import database
 from rlhf_tui.core.sources.tensorboard import TensorBoardReader
 from rlhf_tui.core.sources.trackio import TrackioRun
 from rlhf_tui.core.sources.trainer_state import checkpoint_number, read_trainer_state
-from rlhf_tui.core.sources.wandb import WandbReader, read_config_yaml, read_metadata_json, read_output_log
+from rlhf_tui.core.sources.wandb import (
+    WandbReader,
+    read_config_yaml,
+    read_debug_log,
+    read_metadata_json,
+    read_output_log,
+)
 from rlhf_tui.core.tail import FileTail, Snapshot
 
 FILE_BUDGET = 8 * 1024 * 1024
@@ -59,6 +65,7 @@ DOCUMENT_READERS: dict[str, tuple[str | None, Callable[[bytes, str], Any]]] = {
     "model_card": (None, read_model_card),
     "wandb_config": (None, read_config_yaml),
     "wandb_metadata": (None, read_metadata_json),
+    "wandb_debug": (None, read_debug_log),
     "wandb_output": ("console", read_output_log),
 }
 TRACKER_STORES = {"trackio": "trackio", "mlflow": "mlflow", "mlflow_files": "mlflow"}  # kind -> logical

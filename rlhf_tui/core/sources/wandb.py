@@ -22,7 +22,8 @@ end-of-run keys; config (nested keys joined with "."); project, run name, host, 
 console output (fed to `ConsoleLogReader` for tracebacks and crash signatures); the exit record
 (exit code 0: finished, else crashed). `files/config.yaml` and `files/wandb-metadata.json`, which
 online runs have, are read too; `files/output.log` is wandb's rendering of the terminal, rewritten
-in place, so it is read whole, and only when there is no `.wandb` to read.
+in place, so it is read whole, and only when there is no `.wandb` to read; `logs/debug.log` gives
+the training process's pid.
 
 A chunk whose checksum fails becomes a note, and reading resumes at the next offset where a chunk
 verifies (wandb's own reader drops the rest of the block).
@@ -590,6 +591,23 @@ def read_metadata_json(data: bytes, name: str = "wandb-metadata.json") -> Update
     start = parse_time(meta.get("startedAt"))
     if start is not None:
         update.facts["start_time"] = start
+    return update
+
+
+_STATS_PID = re.compile(rb"Configure stats pid to (\d{1,9})\b")
+DEBUG_LOG_HEAD = 64 * 1024
+
+
+def read_debug_log(data: bytes, name: str = "debug.log") -> Update:
+    """`logs/debug.log`: the training process's pid, which wandb logs first thing (`wandb_setup.py`).
+
+    With the host from the run record it tells a live run from one killed without a word (SIGKILL
+    leaves no exit record and no traceback).
+    """
+    update = Update(replace=True)
+    found = _STATS_PID.search(data[:DEBUG_LOG_HEAD])
+    if found is not None:
+        update.facts["pid"] = int(found.group(1))
     return update
 
 
