@@ -327,15 +327,28 @@ class MlflowFileRun:
         return rows
 
 
+_file_store_runs: dict[str, tuple[Any, TrackerRun | None]] = {}
+_FILE_STORE_RUNS_KEPT = 4096
+
+
 def list_file_store_run(run_dir: str) -> TrackerRun | None:
-    """The run of an `mlruns/<experiment>/<run>/` directory, for discovery; None if it is not one."""
-    meta, _ = _load_yaml(os.path.join(run_dir, "meta.yaml"))
-    if meta is None or meta.get("lifecycle_stage") == "deleted":
-        return None
-    experiment = _load_yaml(os.path.join(os.path.dirname(run_dir), "meta.yaml"))[0] or {}
-    run_id = str(meta.get("run_id") or os.path.basename(run_dir))
-    output_dir = _read_text(os.path.join(run_dir, "params", "output_dir"))
-    return TrackerRun(run_id, _name(experiment.get("name"), meta.get("run_name"), run_id), output_dir)
+    """The run of an `mlruns/<experiment>/<run>/` directory, for discovery; None if it is not one.
+    Cached until its `meta.yaml`, its experiment's or its `output_dir` param changes."""
+    paths = [os.path.join(run_dir, "meta.yaml"), os.path.join(os.path.dirname(run_dir), "meta.yaml"), os.path.join(run_dir, "params", "output_dir")]
+    signature = [_stat(path) for path in paths]
+    cached = _file_store_runs.get(run_dir)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    meta, _ = _load_yaml(paths[0])
+    run = None
+    if meta is not None and meta.get("lifecycle_stage") != "deleted":
+        experiment = _load_yaml(paths[1])[0] or {}
+        run_id = str(meta.get("run_id") or os.path.basename(run_dir))
+        run = TrackerRun(run_id, _name(experiment.get("name"), meta.get("run_name"), run_id), _read_text(paths[2]))
+    if len(_file_store_runs) >= _FILE_STORE_RUNS_KEPT:
+        _file_store_runs.clear()
+    _file_store_runs[run_dir] = (signature, run)
+    return run
 
 
 def _signatures(directory: str) -> list[tuple[str, tuple[int, int, int] | None]]:

@@ -58,6 +58,7 @@ KNOWN_VERSION = 0
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a longer record (a huge table or media) is skipped unread
 MAX_NOTES = 20
+MAX_STEP_METRICS = 16
 
 # Record fields (wandb_internal.proto)
 _HISTORY, _SUMMARY, _OUTPUT, _CONFIG, _METRIC, _OUTPUT_RAW = 2, 3, 4, 5, 12, 13
@@ -299,7 +300,9 @@ class WandbReader:
                 continue
             phase = phases.get(key)
             if phase is None:
-                phase = phases[key] = split_phase(key)
+                phase = split_phase(key)
+                if len(phases) < _KEY_CACHE_SIZE:
+                    phases[key] = phase
             if phase[0] == "train":
                 train[phase[1]] = value
             else:
@@ -351,7 +354,7 @@ class WandbReader:
         for number, wire, value in pb.fields(data):
             if number == 4 and wire == pb.LEN and value:  # step_metric
                 key = pb.text(value)
-                if key not in self._step_keys:
+                if key not in self._step_keys and len(self._step_keys) < MAX_STEP_METRICS:
                     self._step_keys.insert(len(self._step_keys) - len(_DEFAULT_STEP_KEYS), key)
 
     def _run(self, data: bytes, update: Update) -> None:
@@ -630,38 +633,49 @@ class RunInfo:
 
 
 PEEK_BYTES = 1024 * 1024  # the run and config records come first; later ones are not looked for
-_info_cache: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
-_INFO_CACHE_SIZE = 4096
+_PEEKS_KEPT = 4096
+
+
+class _Peek:
+    """How far discovery has read the start of one `.wandb`, and what it found there."""
+
+    def __init__(self, inode: int) -> None:
+        self.inode = inode
+        self.offset = 0
+        self.framing = _Framing()
+        self.info = RunInfo()
+
+
+_peeks: dict[str, _Peek] = {}
 
 
 def run_info(transaction_log: str | None, config_yaml: str | None = None) -> RunInfo:
-    """Project, run name, id and `output_dir` of a W&B run, from the first records of its `.wandb`
-    (and `files/config.yaml` when there is one). Cached until the files change; once all four are
-    known, or the start of the log has been read, they are not looked for again."""
-    signature: list[int] = []
-    for path in (transaction_log, config_yaml):
+    """Project, run name, id and `output_dir` of a W&B run, from the first records of its `.wandb`,
+    or from `files/config.yaml` when there is no `.wandb`. Each call reads only what was appended
+    since the last one, and nothing past the first MiB."""
+    if transaction_log is None:
+        return RunInfo(output_dir=_output_dir_from_yaml(config_yaml) if config_yaml else None)
+    try:
+        st = os.stat(transaction_log)
+    except OSError:
+        return RunInfo()
+    peek = _peeks.get(transaction_log)
+    if peek is None or peek.inode != st.st_ino or st.st_size < peek.offset:
+        if len(_peeks) >= _PEEKS_KEPT:
+            _peeks.clear()
+        peek = _peeks[transaction_log] = _Peek(st.st_ino)
+    end = min(st.st_size, PEEK_BYTES)
+    if peek.offset < end and not (peek.info.project and peek.info.output_dir):
         try:
-            st = os.stat(path) if path else None
+            with open(transaction_log, "rb") as handle:
+                handle.seek(peek.offset)
+                data = handle.read(end - peek.offset)
         except OSError:
-            st = None
-        signature += [st.st_ino, min(st.st_size, PEEK_BYTES), st.st_mtime_ns] if st else [0, 0, 0]
-    key = f"{transaction_log}|{config_yaml}"
-    cached = _info_cache.get(key)
-    if cached is not None and (cached[0] == tuple(signature) or _complete(cached[1], cached[0])):
-        return cached[1]
-    info = RunInfo()
-    if config_yaml:
-        info.output_dir = _output_dir_from_yaml(config_yaml)
-    if transaction_log:
-        _peek(transaction_log, info)
-    if len(_info_cache) >= _INFO_CACHE_SIZE:
-        _info_cache.clear()
-    _info_cache[key] = (tuple(signature), info)
-    return info
-
-
-def _complete(info: RunInfo, signature: tuple[int, ...]) -> bool:
-    return bool(info.project and info.run_id and info.output_dir) or signature[1] >= PEEK_BYTES
+            return dataclasses.replace(peek.info)
+        peek.offset += len(data)
+        for _, payload in peek.framing.feed(data):
+            _peek_record(payload, peek.info)
+    return dataclasses.replace(peek.info)
 
 
 def _output_dir_from_yaml(path: str) -> str | None:
@@ -674,26 +688,18 @@ def _output_dir_from_yaml(path: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _peek(path: str, info: RunInfo) -> None:
+def _peek_record(payload: bytes, info: RunInfo) -> None:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(PEEK_BYTES)
-    except OSError:
+        for number, wire, value in pb.fields(payload):
+            if number == _RUN and wire == pb.LEN:
+                run = _run_info(value)
+                info.project, info.name, info.run_id = run.project, run.name, run.run_id
+                if run.config is not None:
+                    _output_dir_from_config(run.config, info)
+            elif number == _CONFIG and wire == pb.LEN:
+                _output_dir_from_config(value, info)
+    except (pb.Malformed, UnicodeDecodeError):
         return
-    for _, payload in _Framing().feed(data):
-        try:
-            for number, wire, value in pb.fields(payload):
-                if number == _RUN and wire == pb.LEN:
-                    run = _run_info(value)
-                    info.project, info.name, info.run_id = run.project, run.name, run.run_id
-                    if run.config is not None:
-                        _output_dir_from_config(run.config, info)
-                elif number == _CONFIG and wire == pb.LEN:
-                    _output_dir_from_config(value, info)
-        except (pb.Malformed, UnicodeDecodeError):
-            continue
-        if info.output_dir and info.project:
-            return
 
 
 def _output_dir_from_config(data: bytes, info: RunInfo) -> None:
