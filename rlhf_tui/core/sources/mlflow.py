@@ -34,9 +34,8 @@ from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import SUMMARY_KEYS
 from rlhf_tui.core.records import Crash, Record, TrackerRun, Update
 from rlhf_tui.core.sources.lines import LineBuffer
-from rlhf_tui.core.sources.sqlite import DatabaseProblem, ReadOnlyDatabase, tables
+from rlhf_tui.core.sources.sqlite import DatabaseRun, ReadOnlyDatabase, tables
 
-ROWS_PER_READ = 50_000
 PROFILING = "profiling/"
 _FILE_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 _DOUBLE_MAX = sys.float_info.max
@@ -98,8 +97,6 @@ class _RunState:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.mtime: float | None = None
-        self.pending = False
         self.crash: Crash | None = None
         self._verdict = _Verdict()
         self._params: dict[str, Any] | None = None
@@ -169,49 +166,20 @@ def _metric_value(value: Any, is_nan: Any) -> float | None:
     return float(value)
 
 
-class MlflowRun:
+class MlflowRun(DatabaseRun):
     """Follows one run of an MLflow SQLite store: new metric rows, params, status."""
 
     def __init__(self, database: ReadOnlyDatabase, run_uuid: str) -> None:
-        self.database = database
+        super().__init__(database)
         self.run_uuid = run_uuid
         self._state = _RunState(os.path.basename(database.path))
-        self._signature: Any = None
         self._last_rowid = 0
-        self._problem: str | None = None
-
-    @property
-    def mtime(self) -> float | None:
-        return self._state.mtime
-
-    @property
-    def pending(self) -> bool:
-        return self._state.pending
 
     @property
     def crash(self) -> Crash | None:
         return self._state.crash
 
-    def read(self, budget_rows: int = ROWS_PER_READ) -> Update | None:
-        signature = self.database.signature()
-        if signature == self._signature and not self._state.pending:
-            return None
-        update = Update()
-        try:
-            with self.database.connect() as connection:
-                self._read(connection, update, budget_rows)
-        except DatabaseProblem as problem:
-            self._state.pending = False
-            if not problem.transient and str(problem) != self._problem:
-                self._problem = str(problem)
-                update.notes.append(str(problem))
-            return update
-        self._problem = None
-        self._signature = signature
-        self._state.mtime = max((s[2] / 1e9 for s in signature if s), default=None)
-        return update
-
-    def _read(self, connection: sqlite3.Connection, update: Update, budget_rows: int) -> None:
+    def read_rows(self, connection: sqlite3.Connection, update: Update, budget_rows: int) -> None:
         state = self._state
         run = connection.execute(
             "SELECT r.name, r.status, r.start_time, e.name FROM runs r"
@@ -233,7 +201,7 @@ class MlflowRun:
             " WHERE rowid > ? AND +run_uuid = ? ORDER BY rowid LIMIT ?",
             (self._last_rowid, self.run_uuid, budget_rows),
         ).fetchall()
-        state.pending = len(rows) == budget_rows
+        self.pending = len(rows) == budget_rows
         values = []
         for rowid, key, value, timestamp, step, is_nan in rows:
             self._last_rowid = rowid
@@ -241,15 +209,18 @@ class MlflowRun:
             if number is not None and type(step) is int and isinstance(key, str):
                 values.append((key, number, timestamp / 1000 if type(timestamp) is int else None, step))
         state.records(values, update)
-        if not state.pending:
+        if not self.pending:
             state.status(status, update)
 
 
 class MlflowFileRun:
     """Follows one run of an MLflow file store (`mlruns/<experiment>/<run>/`)."""
 
+    pending = False  # a folder of small files is read whole
+
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
+        self.mtime: float | None = None
         self._state = _RunState("meta.yaml")
         self._offsets: dict[str, int] = {}
         self._lines: dict[str, LineBuffer] = {}
@@ -258,18 +229,10 @@ class MlflowFileRun:
         self._problem: str | None = None
 
     @property
-    def mtime(self) -> float | None:
-        return self._state.mtime
-
-    @property
-    def pending(self) -> bool:
-        return False
-
-    @property
     def crash(self) -> Crash | None:
         return self._state.crash
 
-    def read(self, budget_rows: int = ROWS_PER_READ) -> Update | None:
+    def read(self, budget_rows: int = 0) -> Update | None:
         meta_path = os.path.join(self.run_dir, "meta.yaml")
         params = _signatures(os.path.join(self.run_dir, "params"))
         metrics = _signatures(os.path.join(self.run_dir, "metrics"))
@@ -277,7 +240,7 @@ class MlflowFileRun:
         if signature == self._signature:
             return None
         self._signature = signature
-        self._state.mtime = max((st[2] / 1e9 for _, st in [(meta_path, signature[0]), *params, *metrics] if st), default=None)
+        self.mtime = max((st[2] / 1e9 for _, st in [(meta_path, signature[0]), *params, *metrics] if st), default=None)
         update = Update()
         meta, problem = _load_yaml(meta_path)
         if problem != self._problem:

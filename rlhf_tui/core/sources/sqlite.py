@@ -31,7 +31,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rlhf_tui.core.records import Update
+
 HEADER = b"SQLite format 3\x00"
+ROWS_PER_READ = 20_000
 _WAL_VERSION = 2  # header bytes 18 and 19 (write and read format versions) are 2 in WAL mode
 _MAX_DATABASES = 256
 
@@ -113,6 +116,45 @@ class ReadOnlyDatabase:
                     pass
                 return target
         raise DatabaseProblem("database changing while being copied", transient=True)
+
+
+class DatabaseRun:
+    """One run kept in a database, followed: `read()` queries it when the database changed since.
+
+    A subclass says what to read in `read_rows` and sets `pending` when rows are left for later. A
+    lock is waited out silently (the next change or poll tries again); any other problem is one
+    note until it goes away.
+    """
+
+    def __init__(self, database: ReadOnlyDatabase) -> None:
+        self.database = database
+        self.mtime: float | None = None
+        self.pending = False
+        self._signature: object = None
+        self._problem: str | None = None
+
+    def read(self, budget_rows: int = ROWS_PER_READ) -> Update | None:
+        """What is new since the last call; None when the database did not change."""
+        signature = self.database.signature()
+        if signature == self._signature and not self.pending:
+            return None
+        update = Update()
+        try:
+            with self.database.connect() as connection:
+                self.read_rows(connection, update, budget_rows)
+        except DatabaseProblem as problem:
+            self.pending = False
+            if not problem.transient and str(problem) != self._problem:
+                self._problem = str(problem)
+                update.notes.append(str(problem))
+            return update
+        self._problem = None
+        self._signature = signature
+        self.mtime = max((part[2] / 1e9 for part in signature if part), default=None)
+        return update
+
+    def read_rows(self, connection: sqlite3.Connection, update: Update, budget_rows: int) -> None:
+        raise NotImplementedError
 
 
 _databases: dict[str, ReadOnlyDatabase] = {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import struct
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import SUMMARY_KEYS, split_phase

@@ -30,11 +30,10 @@ from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import split_phase
 from rlhf_tui.core.records import Record, TrackerRun, Update
 from rlhf_tui.core.sources.jsonl import parse_time
-from rlhf_tui.core.sources.sqlite import DatabaseProblem, ReadOnlyDatabase, tables
+from rlhf_tui.core.sources.sqlite import DatabaseRun, ReadOnlyDatabase, tables
 
 STEP_KEY = "train/global_step"
 PROFILING = "profiling/"
-ROWS_PER_READ = 20_000
 MAX_NOTES = 20
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _INTERNAL_CONFIG = ("_Username", "_Created", "_Group")
@@ -55,44 +54,20 @@ def list_runs(connection: sqlite3.Connection, project: str) -> list[TrackerRun] 
     return list(runs.values())
 
 
-class TrackioRun:
+class TrackioRun(DatabaseRun):
     """Follows one run of a Trackio database: new metric rows since the last read, and its config."""
 
     def __init__(self, database: ReadOnlyDatabase, run_key: str) -> None:
-        self.database = database
+        super().__init__(database)
         self.run_key = run_key
-        self.mtime: float | None = None
-        self.pending = False
-        self._signature: Any = None
         self._last_id = 0
         self._key_column: str | None = None
         self._config_text: Any = None
         self._max_steps: int | None = None
         self._last_step: int | None = None
-        self._problem: str | None = None
         self._bad_rows = 0
 
-    def read(self, budget_rows: int = ROWS_PER_READ) -> Update | None:
-        """What is new since the last call; None when the database did not change."""
-        signature = self.database.signature()
-        if signature == self._signature and not self.pending:
-            return None
-        update = Update()
-        try:
-            with self.database.connect() as connection:
-                self._read(connection, update, budget_rows)
-        except DatabaseProblem as problem:
-            self.pending = False
-            if not problem.transient and str(problem) != self._problem:
-                self._problem = str(problem)
-                update.notes.append(str(problem))
-            return update
-        self._problem = None
-        self._signature = signature
-        self.mtime = max((s[2] / 1e9 for s in signature if s), default=None)
-        return update
-
-    def _read(self, connection: sqlite3.Connection, update: Update, budget_rows: int) -> None:
+    def read_rows(self, connection: sqlite3.Connection, update: Update, budget_rows: int) -> None:
         if self._key_column is None:
             columns = tables(connection).get("metrics", set())
             self._key_column = "run_id" if "run_id" in columns else "run_name"
