@@ -37,6 +37,7 @@ import os
 import re
 import struct
 import zlib
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import orjson
@@ -63,7 +64,8 @@ MAX_STEP_METRICS = 16
 # Record fields (wandb_internal.proto)
 _HISTORY, _SUMMARY, _OUTPUT, _CONFIG, _METRIC, _OUTPUT_RAW = 2, 3, 4, 5, 12, 13
 _RUN, _EXIT, _HEADER, _ENVIRONMENT = 17, 18, 21, 26
-_DEFAULT_STEP_KEYS = ("train/global_step", "_step")
+_DEFAULT_STEP_KEYS = (b"train/global_step", b"_step")
+_SKIP = object()
 _PROFILING = "profiling/"  # TRL's ProfilingContext: "profiling/Time taken: GRPOTrainer.compute_loss"
 _NUMBER_START = frozenset(b"-0123456789NI")
 
@@ -220,11 +222,10 @@ class WandbReader:
         self.name = name
         self._framing = _Framing()
         self._console = ConsoleLogReader(name)
-        self._step_keys: list[str] = list(_DEFAULT_STEP_KEYS)
+        self._step_keys: list[bytes] = list(_DEFAULT_STEP_KEYS)
         self._config: dict[str, Any] = {}
         self._summary: dict[str, float] = {}
-        self._keys: dict[bytes, str] = {}
-        self._phases: dict[str, tuple[str, str]] = {}
+        self._kinds: dict[bytes, Any] = {}
         self._exit_code: int | None = None
         self._started = False
         self._last_step: int | None = None
@@ -279,9 +280,7 @@ class WandbReader:
                 update.facts["writer"] = "wandb"
 
     def _history(self, data: bytes, update: Update) -> None:
-        row: dict[str, Any] = {}
-        for raw_key, value in _history_items(data):
-            row[self._key(raw_key)] = value
+        row = dict(_history_items(data))
         step = None
         for step_key in self._step_keys:
             step = _whole(row.get(step_key))
@@ -289,24 +288,20 @@ class WandbReader:
                 break
         if step is None:
             return
-        when = row.get("_timestamp")
-        when = float(when) if type(when) in (int, float) else None
+        when = row.get(b"_timestamp")
         train: dict[str, Any] = {}
         evals: dict[str, Any] = {}
-        step_keys = self._step_keys
-        phases = self._phases
-        for key, value in row.items():
-            if value is None or key[0] == "_" or key in step_keys:
+        kinds = self._kinds
+        for raw_key, value in row.items():
+            kind = kinds.get(raw_key)
+            if kind is None:
+                kind = self._kind(raw_key)
+            if kind is _SKIP or value is None:
                 continue
-            phase = phases.get(key)
-            if phase is None:
-                phase = split_phase(key)
-                if len(phases) < _KEY_CACHE_SIZE:
-                    phases[key] = phase
-            if phase[0] == "train":
-                train[phase[1]] = value
+            if kind[0]:
+                train[kind[1]] = value
             else:
-                evals[phase[1]] = value
+                evals[kind[1]] = value
         if train and not all(key.startswith(_PROFILING) for key in train):
             update.records.append(Record(step, when, train))
             if self._last_step is None or step > self._last_step:
@@ -314,13 +309,17 @@ class WandbReader:
         if evals:
             update.records.append(Record(step, when, evals, "eval"))
 
-    def _key(self, raw: bytes) -> str:
-        key = self._keys.get(raw)
-        if key is None:
-            key = raw.decode("utf-8", "replace") or "?"
-            if len(self._keys) < _KEY_CACHE_SIZE:
-                self._keys[raw] = key
-        return key
+    def _kind(self, raw_key: bytes) -> Any:
+        """What a history key is: _SKIP (wandb's own `_` keys, step metrics) or (is train, name)."""
+        key = raw_key.decode("utf-8", "replace") or "?"
+        if key[0] == "_" or raw_key in self._step_keys:
+            kind: Any = _SKIP
+        else:
+            phase, name = split_phase(key)
+            kind = (phase == "train", name)
+        if len(self._kinds) < _KEY_CACHE_SIZE:
+            self._kinds[raw_key] = kind
+        return kind
 
     def _summary_record(self, data: bytes, update: Update) -> None:
         if _SUMMARY_KEY_BYTES.search(data) is None:  # wandb-core repeats every history row as a summary
@@ -329,7 +328,7 @@ class WandbReader:
         for number, wire, value in pb.fields(data):
             if number == 1 and wire == pb.LEN:
                 raw_key, item = _item(value)
-                key = self._key(raw_key) if raw_key is not None else None
+                key = raw_key.decode("utf-8", "replace") if raw_key is not None else None
                 if key in SUMMARY_KEYS and type(item) in (int, float):
                     self._summary[key] = float(item)
                     changed = True
@@ -353,9 +352,9 @@ class WandbReader:
     def _metric(self, data: bytes) -> None:
         for number, wire, value in pb.fields(data):
             if number == 4 and wire == pb.LEN and value:  # step_metric
-                key = pb.text(value)
-                if key not in self._step_keys and len(self._step_keys) < MAX_STEP_METRICS:
-                    self._step_keys.insert(len(self._step_keys) - len(_DEFAULT_STEP_KEYS), key)
+                if value not in self._step_keys and len(self._step_keys) < MAX_STEP_METRICS:
+                    self._step_keys.insert(len(self._step_keys) - len(_DEFAULT_STEP_KEYS), value)
+                    self._kinds.clear()  # a key seen before may be a step metric now
 
     def _run(self, data: bytes, update: Update) -> None:
         info = _run_info(data)
@@ -422,22 +421,28 @@ _SUMMARY_KEY_BYTES = re.compile("|".join(sorted(SUMMARY_KEYS)).encode())
 _KEY_CACHE_SIZE = 100_000
 
 
-def _history_items(data: bytes) -> list[tuple[bytes, Any]]:
+def _history_items(data: bytes) -> Iterable[tuple[bytes, float | None]]:
     """(key, number or None) of each item of a HistoryRecord.
 
-    The usual shape is matched by one regex and its lengths checked; a record that is not wholly of
-    that shape (long keys or values, typed values, a `step` field) goes through the general decoder.
+    The usual shape is matched by one regex, and the lengths it implies checked against the length
+    bytes, in total (a split that is off somewhere makes a total differ); a record not wholly of that
+    shape (long keys or values, typed values) goes through the general decoder.
     """
     found = _ITEM.findall(data)
-    covered = 0
-    for item_length, key_length, key, value_length, value in found:
-        if key_length[0] != len(key) or value_length[0] != len(value) or item_length[0] != len(key) + len(value) + 5:
-            break
-        covered += len(key) + len(value) + 7
-    else:
+    if found:
+        item_lengths, key_lengths, keys, value_lengths, values = zip(*found)
+        covered = sum(b"".join(item_lengths)) + 2 * len(found)
         step = data[covered:]
-        if not step or (step[0] == 0x12 and len(step) > 1 and step[1] == len(step) - 2):
-            return [(key, _json_number(value)) for _, _, key, _, value in found]
+        if (
+            sum(b"".join(key_lengths)) == sum(map(len, keys))
+            and sum(b"".join(value_lengths)) == sum(map(len, values))
+            and covered == sum(map(len, keys)) + sum(map(len, values)) + 7 * len(found)
+            and (not step or (step[0] == 0x12 and len(step) > 1 and step[1] == len(step) - 2))
+        ):
+            try:
+                return zip(keys, list(map(float, values)))  # every value a number: the usual row
+            except ValueError:
+                return zip(keys, map(_json_number, values))
     items = []
     for number, wire, value in pb.fields(data):
         if number == 1 and wire == pb.LEN:
