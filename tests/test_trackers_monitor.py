@@ -197,3 +197,19 @@ def test_with_several_roots_tracker_names_keep_their_root(tmp_path, tracker_runs
     shutil.copytree(TRACKER_RUNS / "mlruns", other / "mlruns")
     names = sorted(by_name(monitor_of(tracker_runs, other)))
     assert "other/sweep/lr-1e-5" in names and "launch/sweep/lr-1e-5" in names
+
+
+def test_a_root_inside_a_trackers_folder_is_read_as_that_trackers(tracker_runs):
+    run_dir = next((tracker_runs / "wandb").glob("offline-run-*"))
+    (run_dir / "logs").mkdir(exist_ok=True)
+    (run_dir / "logs" / "debug-internal.log").write_text("not a run\n")
+    for root, names in [
+        (run_dir, None),
+        (tracker_runs / "wandb", ["rlhf-top-tests/dpo-crash", "rlhf-top-tests/grpo-ok"]),
+        (tracker_runs / "mlruns", ["sweep/lr-1e-4", "sweep/lr-1e-5"]),
+        (next(tracker_runs.glob("mlruns/*/*/meta.yaml")).parent, None),
+    ]:
+        runs = by_name(monitor_of(root))
+        assert len(runs) == (len(names) if names else 1) and all(run.last_step for run in runs.values())
+        if names:
+            assert sorted(runs) == names

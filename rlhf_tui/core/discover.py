@@ -147,7 +147,8 @@ def discover(roots: list[str], max_depth: int = DEFAULT_MAX_DEPTH) -> Found:
         if not os.path.isdir(root):
             found.notes.append(f"{root}: not a directory")
             continue
-        _walk(root, root, 0, max_depth, visited, found, real_roots)
+        if not _tracker_root(root, found):
+            _walk(root, root, 0, max_depth, visited, found, real_roots)
     _join_output_dirs(found)
     for run_dir, artefacts in list(found.runs.items()):
         if set(artefacts.values()) <= {"model_card"}:
@@ -241,41 +242,66 @@ def _subdirs(path: str) -> list[os.DirEntry]:
 def _wandb_folder(path: str, root: str, found: Found) -> None:
     """`wandb/`: its `run-*` and `offline-run-*` folders (`latest-run` is a link to one of them)."""
     for entry in _subdirs(path):
-        if not entry.name.startswith(WANDB_RUN_PREFIXES):
-            continue
-        run_dir = entry.path
-        files = os.path.join(run_dir, "files")
-        try:
-            logs = sorted(e.path for e in os.scandir(run_dir) if e.name.endswith(".wandb") and e.is_file())
-        except OSError:
-            continue
-        artefacts = {log: "wandb" for log in logs}
-        config = os.path.join(files, "config.yaml")
-        for name, kind in WANDB_DOCUMENTS:
-            if os.path.isfile(os.path.join(run_dir, name)):
-                artefacts[os.path.join(run_dir, name)] = kind
-        if not logs and os.path.isfile(os.path.join(files, "output.log")):
-            artefacts[os.path.join(files, "output.log")] = "wandb_output"
-        if not artefacts:
-            continue
-        info = wandb.run_info(logs[0] if logs else None, config if os.path.isfile(config) else None)
-        run_id = info.run_id or entry.name.rsplit("-", 1)[-1]
-        label = info.name or run_id
-        name = f"{info.project}/{label}" if info.project else label
-        tracked = Tracked("wandb", TrackerRun(run_id, name, info.output_dir), os.path.dirname(path))
-        _add_tracked(found, run_dir, root, artefacts, tracked)
+        if entry.name.startswith(WANDB_RUN_PREFIXES):
+            _wandb_run(entry.path, root, found)
+
+
+def _wandb_run(run_dir: str, root: str, found: Found) -> None:
+    files = os.path.join(run_dir, "files")
+    try:
+        logs = sorted(e.path for e in os.scandir(run_dir) if e.name.endswith(".wandb") and e.is_file())
+    except OSError:
+        return
+    artefacts = {log: "wandb" for log in logs}
+    config = os.path.join(files, "config.yaml")
+    for name, kind in WANDB_DOCUMENTS:
+        if os.path.isfile(os.path.join(run_dir, name)):
+            artefacts[os.path.join(run_dir, name)] = kind
+    if not logs and os.path.isfile(os.path.join(files, "output.log")):
+        artefacts[os.path.join(files, "output.log")] = "wandb_output"
+    if not artefacts:
+        return
+    info = wandb.run_info(logs[0] if logs else None, config if os.path.isfile(config) else None)
+    run_id = info.run_id or os.path.basename(run_dir).rsplit("-", 1)[-1]
+    label = info.name or run_id
+    name = f"{info.project}/{label}" if info.project else label
+    launch_dir = os.path.dirname(os.path.dirname(run_dir))
+    _add_tracked(found, run_dir, root, artefacts, Tracked("wandb", TrackerRun(run_id, name, info.output_dir), launch_dir))
 
 
 def _mlflow_file_store(path: str, root: str, found: Found) -> None:
     """`mlruns/<experiment>/<run>/meta.yaml`: artifacts and the trash are not looked into."""
     for experiment in _subdirs(path):
-        if experiment.name.startswith("."):
-            continue
-        for entry in _subdirs(experiment.path):
-            run = mlflow.list_file_store_run(entry.path)
-            if run is not None:
-                artefacts = {os.path.join(entry.path, "meta.yaml"): "mlflow_files"}
-                _add_tracked(found, entry.path, root, artefacts, Tracked("mlflow", run, os.path.dirname(path)))
+        if not experiment.name.startswith("."):
+            for entry in _subdirs(experiment.path):
+                _mlflow_run(entry.path, root, found)
+
+
+def _mlflow_run(run_dir: str, root: str, found: Found) -> None:
+    run = mlflow.list_file_store_run(run_dir)
+    if run is not None:
+        launch_dir = os.path.dirname(os.path.dirname(os.path.dirname(run_dir)))
+        artefacts = {os.path.join(run_dir, "meta.yaml"): "mlflow_files"}
+        _add_tracked(found, run_dir, root, artefacts, Tracked("mlflow", run, launch_dir))
+
+
+def _tracker_root(root: str, found: Found) -> bool:
+    """A root that is a tracker's own folder, or a run in it: `rlhf-top report wandb/run-...`."""
+    name, parent = os.path.basename(root), os.path.basename(os.path.dirname(root))
+    if name == "wandb":
+        _wandb_folder(root, root, found)
+    elif parent == "wandb" and name.startswith(WANDB_RUN_PREFIXES):
+        _wandb_run(root, root, found)
+    elif name == "mlruns":
+        _mlflow_file_store(root, root, found)
+    elif parent == "mlruns" and os.path.isfile(os.path.join(root, "meta.yaml")):
+        for entry in _subdirs(root):
+            _mlflow_run(entry.path, root, found)
+    elif os.path.basename(os.path.dirname(os.path.dirname(root))) == "mlruns" and os.path.isfile(os.path.join(root, "meta.yaml")):
+        _mlflow_run(root, root, found)
+    else:
+        return False
+    return True
 
 
 _database_cache: dict[str, tuple[object, str | None, list[TrackerRun]]] = {}
