@@ -1,4 +1,5 @@
-"""The core never imports Textual: the headless paths must work without the TUI layer."""
+"""The core never imports Textual: the headless paths must work without the TUI layer, and reading
+tracker files needs none of the trackers' own packages."""
 
 import ast
 import subprocess
@@ -13,7 +14,7 @@ CORE = [
     PACKAGE / "headless.py",
     PACKAGE / "simulate.py",
 ]
-FORBIDDEN = ("textual", "rlhf_tui.ui", "torch", "transformers", "trl")
+FORBIDDEN = ("textual", "rlhf_tui.ui", "torch", "transformers", "trl", "wandb", "trackio", "mlflow")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -41,7 +42,7 @@ def test_core_modules_do_not_import_the_tui_or_heavy_libraries():
 def test_headless_paths_load_without_textual():
     code = (
         "import sys, rlhf_tui.cli, rlhf_tui.headless, rlhf_tui.core.session, rlhf_tui.report;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'torch', 'transformers')];"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'torch', 'transformers', 'wandb', 'trackio', 'mlflow')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
