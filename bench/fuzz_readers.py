@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing (atheris / libFuzzer) of the console-log and TensorBoard readers.
+"""Coverage-guided fuzzing (atheris / libFuzzer) of the console-log, TensorBoard and W&B readers.
 
 Not run in CI (tests/test_fuzz.py is the bounded, hypothesis-based version). Each input is fed to
 a fresh reader in pieces split where the input says, and every resulting Update goes into a `Run`,
@@ -13,8 +13,9 @@ corpus that libFuzzer grows. Seed it with the real files to start from realistic
 
     mkdir -p /tmp/tb-corpus && cp tests/fixtures/real_runs/*/runs/*/events.out.tfevents.* /tmp/tb-corpus
 
-For TensorBoard, half of the inputs are framed into TFRecords with valid checksums first, so that
-the protobuf decoder sees the bytes instead of the checksum check rejecting them. A crash is
+For TensorBoard and W&B, half of the inputs are framed into TFRecords (or W&B's 32 KiB-block
+chunks) with valid checksums first, so that the protobuf decoder sees the bytes instead of the
+checksum check rejecting them. A crash is
 written by libFuzzer as `crash-<sha1>` in the current directory; replay it with
 `python bench/fuzz_readers.py tensorboard crash-<sha1>`.
 """
@@ -23,15 +24,25 @@ from __future__ import annotations
 
 import struct
 import sys
+from pathlib import Path
 
 import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from wandb_records import frame as wandb_framed  # noqa: E402
 
 with atheris.instrument_imports():
     from rlhf_tui.core.run import Run, SourceFile
     from rlhf_tui.core.sources.console_log import ConsoleLogReader
     from rlhf_tui.core.sources.tensorboard import TensorBoardReader, masked_crc32c
+    from rlhf_tui.core.sources.wandb import WandbReader
 
-TARGETS = {"console": ("console", ConsoleLogReader), "tensorboard": ("tensorboard", TensorBoardReader)}
+TARGETS = {
+    "console": ("console", ConsoleLogReader),
+    "tensorboard": ("tensorboard", TensorBoardReader),
+    "wandb": ("wandb", WandbReader),
+}
 
 
 def framed(payloads: list[bytes]) -> bytes:
@@ -46,9 +57,9 @@ def make_one_input(kind: str, factory):
     def one_input(data: bytes) -> None:
         provider = atheris.FuzzedDataProvider(data)
         cuts = sorted(provider.ConsumeIntInRange(0, 4096) for _ in range(provider.ConsumeIntInRange(0, 4)))
-        if kind == "tensorboard" and provider.ConsumeBool():
+        if kind in ("tensorboard", "wandb") and provider.ConsumeBool():
             pieces = [provider.ConsumeBytes(provider.ConsumeIntInRange(0, 200)) for _ in range(provider.ConsumeIntInRange(1, 8))]
-            stream = framed(pieces)
+            stream = framed(pieces) if kind == "tensorboard" else wandb_framed(pieces)
         else:
             stream = provider.ConsumeBytes(provider.remaining_bytes())
         reader = factory("fuzzed")

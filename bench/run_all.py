@@ -69,6 +69,19 @@ def tensorboard(out: str) -> list[Figure]:
     return [Figure(f"TensorBoard events{size}", value, "<= 5x reading the records", ratio <= 5)]
 
 
+def wandb(out: str) -> list[Figure]:
+    rows = {name.strip(): (number(s), number(p)) for name, s, p in re.findall(r"^(.+?)\s{2,}([\d.]+)\s+([\d,]+)\s+[\d.]+x\s*$", out, re.M)}
+    split = rows.get("split only (framing, no crc, no decoding)")
+    ours = rows.get("WandbReader")
+    theirs = rows.get("wandb_internal_pb2 + json.loads")
+    if not (split and ours and theirs):
+        return []
+    size = re.search(r"wandb wrote (\d+) rows x (\d+) keys", out)
+    points = f", {int(size.group(1)) * int(size.group(2)):,} points" if size else ""
+    value = f"{ours[1]:,.0f} points/s, {theirs[0] / ours[0]:.1f}x wandb's protobuf classes"
+    return [Figure(f"W&B .wandb{points}", value)]
+
+
 def console_log(out: str) -> list[Figure]:
     reader = re.search(r"^ConsoleLogReader .*?cpu\s+[\d.]+ s\s+([\d,]+) lines/s", out, re.M)
     ratio = re.search(r"reader / split \(cpu\): ([\d.]+)x", out)
@@ -184,6 +197,7 @@ class Bench:
 BENCHES = [
     Bench("ingest", ["--lines", "10000", "100000", "--repeats", "1"], ["--lines", "10000", "100000", "1000000", "--repeats", "3"], ingest),
     Bench("tensorboard", ["--steps", "20000"], ["--steps", "100000"], tensorboard),
+    Bench("wandb", ["--rows", "10000"], ["--rows", "100000"], wandb),
     Bench("console_log", ["20000"], ["100000"], console_log),
     Bench("coldstart", ["--runs", "10", "200", "--steps", "1000"], ["--runs", "10", "200", "1000", "--steps", "10000"], coldstart),
     Bench("rules", ["--quick"], [], rules),

@@ -28,6 +28,7 @@ class RunRow:
     top_finding: str | None = None
     crash: str | None = None
     notes: int = 0
+    config: dict[str, Any] = field(default_factory=dict)  # the run's flat config, from all its sources
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,4 +65,5 @@ def run_row(run: Run, diagnosis: Diagnosis, now: float) -> RunRow:
         top_finding=f"[{severity.LABELS[top.severity]}] {top.title}" if top is not None else None,
         crash=(crash.exception or crash.label) if crash is not None else None,
         notes=len(run.notes),
+        config=dict(run.facts.get("config") or {}),
     )

@@ -18,6 +18,7 @@ settings.load_profile("rlhf-top")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_RUNS = FIXTURES / "real_runs"
+TRACKER_RUNS = FIXTURES / "trackers" / "launch"
 
 
 @pytest.fixture
@@ -25,4 +26,12 @@ def real_runs(tmp_path: Path) -> Path:
     """A writable copy of the real TRL run directories."""
     target = tmp_path / "real_runs"
     shutil.copytree(REAL_RUNS, target)
+    return target
+
+
+@pytest.fixture
+def tracker_runs(tmp_path: Path) -> Path:
+    """A writable copy of the launch directory where real TRL runs logged to W&B, Trackio and MLflow."""
+    target = tmp_path / "launch"
+    shutil.copytree(TRACKER_RUNS, target)
     return target

@@ -2,11 +2,13 @@
 
 The promise under test: any bytes give an `Update` (records and/or notes), never an exception; the
 records do not depend on how the bytes were split into appends; a run directory full of corrupt
-files never takes the monitor down; and any condition text gives a parsed rule or a
+files never takes the monitor down; a corrupt tracker database is a problem SQLite reports, never
+an exception, and nothing appears beside it; and any condition text gives a parsed rule or a
 `ConditionError`, never another exception. Mutated inputs start from the real TRL runs in
-`tests/fixtures/real_runs/` (a window of a real file, then bytes flipped, inserted, deleted,
-duplicated, or replaced by tokens known to be nasty: NaN, huge integers, ANSI escapes, torn UTF-8,
-deep nesting, tracebacks, progress bars).
+`tests/fixtures/real_runs/`, the tracker files in `tests/fixtures/trackers/` and the other trainers'
+logs (a window of a real file, then bytes flipped, inserted, deleted, duplicated, or replaced by
+tokens known to be nasty: NaN, huge integers, ANSI escapes, torn UTF-8, deep nesting, tracebacks,
+progress bars, W&B headers).
 
 About 20 s in CI; for a wider, randomized search raise the examples per test (tests/search.py):
 `SEARCH_SCALE=30 python -m pytest tests/test_fuzz.py`.
@@ -15,6 +17,7 @@ About 20 s in CI; for a wider, randomized search raise the examples per test (te
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tempfile
 from pathlib import Path
@@ -23,19 +26,27 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from search import examples
+from wandb_records import frame, history, payloads
 
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.records import Record, Update
 from rlhf_tui.core.sources.console_log import ConsoleLogReader
 from rlhf_tui.core.sources.jsonl import JsonlReader
+from rlhf_tui.core.sources.llamafactory import LlamaFactoryReader
+from rlhf_tui.core.sources.mlflow import MlflowRun, list_runs as mlflow_runs
 from rlhf_tui.core.sources.model_card import read_model_card
 from rlhf_tui.core.sources.ptt import PttMetricsReader, read_critical_failure, read_metadata, read_postmortem
+from rlhf_tui.core.sources.sqlite import DatabaseProblem, ReadOnlyDatabase
 from rlhf_tui.core.sources.tensorboard import TensorBoardReader, masked_crc32c
+from rlhf_tui.core.sources.trackio import TrackioRun, list_runs as trackio_runs
 from rlhf_tui.core.sources.trainer_state import read_trainer_state
+from rlhf_tui.core.sources.wandb import WandbReader, read_config_yaml, read_debug_log, read_metadata_json, read_output_log
 from rlhf_tui.rules.language import ConditionError, compile_expression, compile_template, parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL = FIXTURES / "real_runs"
+TRACKERS = FIXTURES / "trackers" / "launch"
+OTHERS = FIXTURES / "other_trainers"
 FUZZ = settings(
     max_examples=examples(150),
     deadline=None,
@@ -43,8 +54,8 @@ FUZZ = settings(
 )
 
 
-def corpus(pattern: str) -> list[bytes]:
-    files = sorted(REAL.glob(pattern))
+def corpus(pattern: str, folder: Path = REAL) -> list[bytes]:
+    files = sorted(folder.glob(pattern))
     assert files, pattern
     return [path.read_bytes() for path in files]
 
@@ -56,12 +67,20 @@ TRAINER_STATES = corpus("*/checkpoint-*/trainer_state.json")
 POSTMORTEMS = corpus("*/ptt/postmortem.json")
 METADATA = corpus("*/ptt/run_metadata*.json")
 MODEL_CARDS = corpus("*/README.md")
+WANDB = corpus("wandb/*/run-*.wandb", TRACKERS)
+OUTPUT_LOGS = corpus("wandb/*/files/output.log", TRACKERS)
+TRAINER_LOGS = corpus("*/trainer_log.jsonl", OTHERS)
+WANDB_CONFIGS = [b"_wandb:\n  value:\n    cli_version: 0.31.0\nlearning_rate:\n  value: 1.0e-05\nmax_steps:\n  desc: null\n  value: 30\n"]
+WANDB_METADATA = [b'{"host": "gpu-7", "startedAt": "2026-12-04T00:20:18.123456Z", "program": "train.py", "args": ["--lr", "1e-5"]}']
+DATABASES = corpus("trackio/*.db", TRACKERS) + corpus("mlflow.db", TRACKERS)
 
 STREAM_READERS = {
     "jsonl": (JsonlReader, METRICS),
     "ptt": (PttMetricsReader, METRICS),
     "console": (ConsoleLogReader, CONSOLE),
     "tensorboard": (TensorBoardReader, EVENTS),
+    "wandb": (WandbReader, WANDB),
+    "llamafactory": (LlamaFactoryReader, TRAINER_LOGS),
 }
 DOCUMENT_READERS = {
     "trainer_state": (read_trainer_state, TRAINER_STATES),
@@ -69,6 +88,10 @@ DOCUMENT_READERS = {
     "critical_failure": (read_critical_failure, POSTMORTEMS),
     "metadata": (read_metadata, METADATA),
     "model_card": (read_model_card, MODEL_CARDS),
+    "wandb_config": (read_config_yaml, WANDB_CONFIGS),
+    "wandb_metadata": (read_metadata_json, WANDB_METADATA),
+    "wandb_output": (read_output_log, OUTPUT_LOGS),
+    "wandb_debug": (read_debug_log, [b"2026-12-04 00:35:36,955 INFO    MainThread:20212 [wandb_setup.py:_flush():81] Configure stats pid to 20212\n"]),
 }
 
 NASTY = [
@@ -101,6 +124,9 @@ NASTY = [
     b"\x00" * 12,
     b"---\n",
     b"!!python/object/apply:os.system ['true']\n",
+    b":W&B\xe1\xbe\x00",  # a .wandb header in the middle
+    b"\x00" * 7,  # a zeroed chunk header
+    b"\x12\x00",  # an empty history step field
 ]
 
 WINDOW = 8192
@@ -231,7 +257,50 @@ def event_records(draw) -> bytes:
     return b"".join(records)
 
 
-STRUCTURED = {"jsonl": jsonl_lines(), "ptt": jsonl_lines(), "console": console_lines(), "tensorboard": event_records()}
+WANDB_PAYLOADS = [payload for data in WANDB for payload in payloads(data)]
+
+
+@st.composite
+def wandb_logs(draw) -> bytes:
+    """.wandb files whose chunks verify around real, mutated or random records, some crossing blocks."""
+    records = []
+    for _ in range(draw(st.integers(1, 30))):
+        kind = draw(st.sampled_from(["real", "mutated", "random", "history", "big"]))
+        if kind == "real":
+            records.append(draw(st.sampled_from(WANDB_PAYLOADS)))
+        elif kind == "mutated":
+            payload = bytearray(draw(st.sampled_from(WANDB_PAYLOADS)))
+            for _ in range(draw(st.integers(1, 3))):
+                at = draw(st.integers(0, len(payload)))
+                payload[at:at] = draw(st.binary(min_size=1, max_size=8))
+            records.append(bytes(payload))
+        elif kind == "random":
+            records.append(draw(st.binary(max_size=64)))
+        elif kind == "history":
+            row = draw(st.dictionaries(st.sampled_from(["train/loss", "eval/loss", "_step", "train/global_step", "x"]), JSON_VALUES, max_size=4))
+            records.append(history(row))
+        else:
+            records.append(draw(st.sampled_from(WANDB_PAYLOADS)) * draw(st.integers(20, 200)))
+    return frame(records)
+
+
+@st.composite
+def llamafactory_lines(draw) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(1, 30))):
+        obj = {"current_steps": draw(STEPS), "total_steps": draw(STEPS), **draw(st.dictionaries(KEYS, JSON_VALUES, max_size=4))}
+        lines.append(json.dumps(obj) if draw(st.booleans()) else json.dumps(draw(JSON_VALUES)))
+    return ("\n".join(lines) + "\n").encode()
+
+
+STRUCTURED = {
+    "jsonl": jsonl_lines(),
+    "ptt": jsonl_lines(),
+    "console": console_lines(),
+    "tensorboard": event_records(),
+    "wandb": wandb_logs(),
+    "llamafactory": llamafactory_lines(),
+}
 
 
 def any_input(files: list[bytes], structured=None):
@@ -334,6 +403,11 @@ RUN_FILES = {
     "ptt/postmortem.json": (POSTMORTEMS, None),
     "ptt/run_metadata.json": (METADATA, None),
     "README.md": (MODEL_CARDS, None),
+    "wandb/offline-run-1-x/run-x.wandb": (WANDB, STRUCTURED["wandb"]),
+    "wandb/offline-run-1-x/files/config.yaml": (WANDB_CONFIGS, None),
+    "trainer_log.jsonl": (TRAINER_LOGS, STRUCTURED["llamafactory"]),
+    "mlflow.db": (DATABASES, None),
+    "trackio/project.db": (DATABASES, None),
 }
 HUGE_STEPS = b"".join(b'{"step": %d, "loss": 0.5}\n' % (2**64 + i) for i in range(20))
 HUGE_VALUES = b"".join(b'{"step": %d, "loss": %s}\n' % (i, b"9" * 400) for i in range(1, 20))
@@ -375,6 +449,27 @@ def test_monitor_survives_a_run_directory_of_corrupt_files(contents):
         for run in monitor.runs.values():
             run.lifecycle()
             assert not [note for note in run.notes if "reader error" in note]
+
+
+@settings(FUZZ, max_examples=examples(50))
+@given(mutated(DATABASES))
+def test_database_readers_take_any_mutation_of_a_real_store(data):
+    """A database is parsed by SQLite itself: whatever it says becomes a problem, never an exception."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "store.db")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        database = ReadOnlyDatabase(path)
+        try:
+            with database.connect() as connection:
+                runs = trackio_runs(connection, "store") or mlflow_runs(connection) or []
+        except DatabaseProblem:
+            runs = []
+        for source in [TrackioRun(database, "x"), MlflowRun(database, "x"), *(TrackioRun(database, run.key) for run in runs)]:
+            update = source.read()
+            if update is not None:
+                checked(update)
+        assert sorted(os.listdir(directory)) == ["store.db"]
 
 
 # --- the rule-condition language ------------------------------------------------------------

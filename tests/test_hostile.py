@@ -20,18 +20,15 @@ point at existing files. Expected behaviour (also the README's "Robustness" sect
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.report import write_new_file
@@ -40,6 +37,7 @@ from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.run_view import RunScreen
 from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.panes import CrashPane
+from tui import screen_text, wait_for
 from rlhf_tui.ui.widgets.runs_table import RunsTable
 
 HEADER = json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n"
@@ -334,22 +332,6 @@ def test_write_new_file_refuses_existing_paths(tmp_path):
 
 
 # --- the TUI ---------------------------------------------------------------------------------
-
-
-def screen_text(app: RlhfTop) -> str:
-    """What the terminal shows, as plain text."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), color_system=None, record=True)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
-    """Let the app run until `condition()` holds (a liveness bound, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the app did not get there"
-        await pilot.pause(0.05)
 
 
 async def test_tui_shows_hostile_names_keys_and_tracebacks_as_data(hostile_tree):

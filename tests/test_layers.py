@@ -1,5 +1,6 @@
 """The layers: core (files -> runs) below rules (diagnosis) below the application (session, summary,
-headless, report, look, demo, TUI). Imports point down only, and nothing below the TUI needs Textual."""
+headless, report, look, demo, TUI). Imports point down only, nothing below the TUI needs Textual, and
+reading tracker files needs none of the trackers' own packages."""
 
 import ast
 import subprocess
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rlhf_tui"
-HEAVY = ("torch", "transformers", "trl")
+HEAVY = ("torch", "transformers", "trl", "wandb", "trackio", "mlflow")
 APPLICATION = (
     "rlhf_tui.session",
     "rlhf_tui.summary",
@@ -72,7 +73,7 @@ def test_nothing_outside_the_tui_imports_textual():
 def test_headless_paths_load_without_textual():
     code = (
         "import sys, rlhf_tui.cli, rlhf_tui.headless, rlhf_tui.session, rlhf_tui.report;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'torch', 'transformers')];"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'torch', 'transformers', 'wandb', 'trackio', 'mlflow')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

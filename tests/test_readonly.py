@@ -5,6 +5,10 @@ the content) before and after a full TUI session that uses every feature, export
 directory outside the roots, once more over the first report, and once at a path inside a run,
 which must be refused), and before and after each headless command. A directory's mtime changes
 when an entry is created or removed in it, so even a temporary file made and deleted is caught.
+The roots hold the real TRL runs, the tracker stores real runs wrote (W&B logs, a Trackio and an
+MLflow SQLite database, an MLflow file store) and the other trainers' logs; the headless commands
+also run while a writer holds the Trackio database open in WAL mode with rows not yet
+checkpointed, when SQLite would create or touch `-wal`/`-shm` files if it were let.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -26,7 +31,9 @@ from rlhf_tui.ui.screens.run_view import RunScreen
 from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.runs_table import RunsTable
 
-REAL_RUNS = Path(__file__).parent / "fixtures" / "real_runs"
+FIXTURES = Path(__file__).parent / "fixtures"
+REAL_RUNS = FIXTURES / "real_runs"
+RUNS_IN_ROOTS = 16  # 4 real TRL runs, 6 tracker runs, 6 other trainers' logs
 
 
 def fingerprint(root: Path) -> dict[str, tuple]:
@@ -45,9 +52,11 @@ def fingerprint(root: Path) -> dict[str, tuple]:
 
 @pytest.fixture
 def roots(tmp_path: Path) -> Path:
-    """The four real TRL runs, a crashed one among them."""
+    """The four real TRL runs, a crashed one among them, tracker stores and other trainers' logs."""
     target = tmp_path / "runs"
     shutil.copytree(REAL_RUNS, target)
+    shutil.copytree(FIXTURES / "trackers" / "launch", target / "trackers")
+    shutil.copytree(FIXTURES / "other_trainers", target / "other_trainers")
     return target
 
 
@@ -67,7 +76,7 @@ async def test_a_full_tui_session_changes_nothing_under_the_roots(roots, tmp_pat
     app = RlhfTop(LoopSettings(roots=[str(roots)], poll_seconds=0.2))
     async with app.run_test(size=(160, 48)) as pilot:
         table = app.home.query_one(RunsTable)
-        await wait_for(pilot, lambda: app.loaded and len(table.order) == 4)
+        await wait_for(pilot, lambda: app.loaded and len(table.order) == RUNS_IN_ROOTS)
         await pilot.press("j", "j", "j", "k", "down", "up", "end", "home", "G", "g", "pagedown", "pageup")
         await pilot.press("s", "s", "S", "n", "n", "tab", "tab", "shift+tab")
         await pilot.press("slash", *"dpo|grpo", "enter")
@@ -116,3 +125,21 @@ def test_headless_commands_change_nothing_under_the_roots(roots, tmp_path, args)
     result = subprocess.run([sys.executable, "-m", "rlhf_tui", *args], capture_output=True, timeout=120)
     assert result.returncode in (0, 1), result.stderr.decode(errors="replace")
     assert fingerprint(roots) == before
+
+
+def test_headless_commands_change_nothing_while_a_writer_holds_a_wal_database(roots):
+    database = roots / "trackers" / "trackio" / "huggingface.db"
+    writer = sqlite3.connect(database)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("UPDATE configs SET created_at = created_at")
+    writer.commit()
+    try:
+        assert {"huggingface.db-wal", "huggingface.db-shm"} <= set(os.listdir(database.parent))
+        before = fingerprint(roots)
+        for args in (["--json"], ["--once"]):
+            result = subprocess.run([sys.executable, "-m", "rlhf_tui", *args, str(roots)], capture_output=True, timeout=120)
+            assert result.returncode in (0, 1), result.stderr.decode(errors="replace")
+        assert fingerprint(roots) == before
+    finally:
+        writer.close()

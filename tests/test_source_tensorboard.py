@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from search import examples
 
 from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.metrics import SUMMARY_KEYS
+from rlhf_tui.core.sources.protobuf import Malformed
 from rlhf_tui.core.sources.tensorboard import (
-    SUMMARY_KEYS,
     TensorBoardReader,
-    _Malformed,
     _parse_any_event,
     _parse_event,
     crc32c,
@@ -351,7 +351,7 @@ def test_scalar_fast_path_agrees_with_the_general_decoder(tag, step, wall_time, 
     def outcome(parse):
         try:
             return repr(parse(bytes(payload)))
-        except _Malformed:
+        except Malformed:
             return "malformed"
 
     assert outcome(_parse_event) == outcome(_parse_any_event)
@@ -439,11 +439,11 @@ def args_event(args_json: bytes) -> bytes:
     return frame(event(0, tensor_value("args/text_summary", text, "text")))
 
 
-def test_training_args_give_scalar_config_and_step_facts():
+def test_training_args_give_a_flat_config_and_step_facts():
     args = {"max_steps": 100, "logging_steps": 10.0, "lr": 1e-5, "report_to": ["tensorboard"], "bf16": True}
     update = read_whole(args_event(json.dumps(args).encode()))
     assert update.facts == {
-        "config": {"max_steps": 100, "logging_steps": 10.0, "lr": 1e-5, "bf16": True},
+        "config": {"max_steps": 100, "logging_steps": 10.0, "lr": 1e-5, "report_to": "['tensorboard']", "bf16": True},
         "max_steps": 100,
         "logging_steps": 10,
     }

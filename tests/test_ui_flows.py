@@ -4,7 +4,6 @@ Runs are written to tmp_path (copies of the real TRL runs, or small PTT-format l
 reads them through the real reader thread; `wait_for` gives it time to catch up.
 """
 
-import io
 import json
 import os
 import shutil
@@ -17,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
@@ -26,6 +24,7 @@ from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.charts import ChartView, MetricList
 from rlhf_tui.ui.widgets.panes import CrashPane, InsightsPane
 from rlhf_tui.ui.widgets.runs_table import RunsTable
+from tui import Notifications, screen_text, wait_for
 
 REAL_RUNS = Path(__file__).parent / "fixtures" / "real_runs"
 T0 = 1_800_000_000.0
@@ -55,15 +54,6 @@ def make_app(roots, poll: float | None = 0.2, clock=time.time) -> RlhfTop:
     return RlhfTop(LoopSettings(roots=[str(r) for r in roots], poll_seconds=poll, clock=clock))
 
 
-async def wait_for(pilot, condition, timeout: float = 15.0) -> None:
-    """Let the app run until `condition()` holds (a liveness bound, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the app did not get there")
-        await pilot.pause(0.05)
-
-
 def drawn(app: RlhfTop) -> bool:
     """The run view shows the answer to what it asked its worker for last."""
     return isinstance(app.screen, RunScreen) and app.screen.drawn
@@ -81,14 +71,6 @@ def names(app: RlhfTop) -> list[str]:
 def cursor_name(app: RlhfTop) -> str:
     t = table(app)
     return t.snapshots[t.cursor_path].name
-
-
-def screen_text(app: RlhfTop) -> str:
-    """What the terminal shows, as plain text (as `App.export_screenshot` does, without the SVG)."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), color_system=None, record=True)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
 
 
 @pytest.fixture
@@ -256,6 +238,7 @@ async def test_export_asks_before_overwriting(runs, tmp_path, monkeypatch):
 async def test_export_refuses_to_write_inside_the_run(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = make_app([runs])
+    notices = Notifications(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.loaded and len(table(app).order) == 4)
         await pilot.press("slash", *"sft", "enter", "e")
@@ -264,7 +247,7 @@ async def test_export_refuses_to_write_inside_the_run(runs, tmp_path, monkeypatc
         await pilot.press("enter")
         await pilot.pause()
         assert not (runs / "sft_small" / "report.md").exists()
-        assert any("never written inside a run" in n.message for n in app._notifications)
+        assert notices.any("never written inside a run")
 
 
 async def test_help_lists_the_keys_of_the_screen(runs):
@@ -396,6 +379,7 @@ async def test_a_crash_shows_its_traceback_and_exports_a_postmortem(tmp_path, mo
     log = run / "train.log"
     log.write_text("{'loss': '0.5', 'epoch': '0.1'}\n")
     app = make_app([tmp_path / "runs"])
+    notices = Notifications(app)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_for(pilot, lambda: app.loaded and table(app).order)
         t = table(app)
@@ -413,7 +397,7 @@ async def test_a_crash_shows_its_traceback_and_exports_a_postmortem(tmp_path, mo
         shown = screen_text(app)
         assert "Last good step: 6" in shown
         assert "[/bold]" in shown and "not markup" in shown
-        assert any("failed" in n.title.lower() for n in app._notifications)
+        assert any(notice.title == "Run failed" for notice in notices.seen)
         await pilot.press("c")
         assert app.clipboard == pane.traceback
         await pilot.press("e", "enter")
@@ -437,17 +421,17 @@ async def test_untrusted_names_and_notes_are_shown_as_data(tmp_path):
         shown = screen_text(app)
         assert hostile in shown
         await pilot.press("slash", *"broken", "enter")
-        await pilot.pause()
+        await wait_for(pilot, lambda: "note(s) about this run's files" in screen_text(app))
         snapshot = table(app).snapshots[table(app).cursor_path]
         assert snapshot.step == 6  # the bad line is a note, later lines still count
         assert snapshot.notes and not any("\x1b" in note or "\x00" in note for note in snapshot.notes)
-        assert "note(s) about this run's files" in screen_text(app)
 
 
 async def test_a_failing_update_is_reported_and_updates_continue(tmp_path):
     run = tmp_path / "live"
     write_ptt_run(run, "dpo", dpo_steps(3))
     app = make_app([tmp_path])
+    notices = Notifications(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.loaded and table(app).order)
         session = app.loop.session
@@ -461,7 +445,7 @@ async def test_a_failing_update_is_reported_and_updates_continue(tmp_path):
             return original(*args, **kwargs)
 
         session.refresh = failing_once
-        await wait_for(pilot, lambda: any("disk on fire" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: notices.any("disk on fire"))
         write_ptt_run(run, "dpo", dpo_steps(2), start=4, header=False)
         await wait_for(pilot, lambda: table(app).snapshots[table(app).order[0]].step == 5)
         assert app.is_running
@@ -497,7 +481,7 @@ async def test_hangup_exits_cleanly(tmp_path):
         os.kill(os.getpid(), signal.SIGHUP)
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 0
-    assert app.loop._stopping.is_set()
+    assert app.loop.stopped
 
 
 async def test_the_loaded_toast_counts_and_names_every_failed_run_the_table_marks(tmp_path):
@@ -514,13 +498,11 @@ async def test_the_loaded_toast_counts_and_names_every_failed_run_the_table_mark
     write_ptt_run(tmp_path / "nan", "sft", [{"sft_loss": 2.0}, {"sft_loss": float("nan")}], t0=t0)
     write_ptt_run(tmp_path / "fine", "dpo", dpo_steps(3), t0=t0)
     app = make_app([tmp_path])
-    toasts: list[str] = []
-    notify = app.notify
-    app.notify = lambda message, *args, **kwargs: (toasts.append(message), notify(message, *args, **kwargs))
+    notices = Notifications(app)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_for(pilot, lambda: app.loaded)
         failed = sorted(s.name for s in app.snapshots.values() if s.severity == "critical")
         assert failed == ["crash_a", "crash_b", "crash_c", "killed", "nan"]
-        (toast,) = [t for t in toasts if "failed" in t]
+        (toast,) = [notice.message for notice in notices.seen if "failed" in notice.message]
         assert toast.startswith("5 failed runs: ")
         assert all(name in toast for name in failed) and "fine" not in toast

@@ -2,19 +2,34 @@
 
 A directory is a run when it holds an artefact: `metrics.jsonl`, `postmortem.json`,
 `run_metadata*.json`, `trainer_state.json` (also in `checkpoint-N/`), TensorBoard event files,
-console logs (`*.log`, `*.out`) or another `*.jsonl`. Artefacts kept in a run's own
-sub-folders belong to the run above them: `ptt/` (PTT's `run_dir`), `checkpoint-N/`, and
-`runs/<launch>/` (transformers' TensorBoard dir), as long as that run is inside the root. A console
-log beside a run directory of the same name (`runs/NAME.log` next to `runs/NAME/`) belongs to that
-run, and a log among other runs is a run of its own (see `_log_owner`).
+console logs (`*.log`, `*.out`), LLaMA-Factory's `trainer_log.jsonl` or another `*.jsonl`.
+Artefacts kept in a run's own sub-folders belong to the run above them: `ptt/` (PTT's `run_dir`),
+`checkpoint-N/`, and `runs/<launch>/` (transformers' TensorBoard dir), as long as that run is
+inside the root. A console log beside a run directory of the same name (`runs/NAME.log` next to
+`runs/NAME/`) belongs to that run, and a log among other runs is a run of its own (`_log_owner`).
+
+Trackers keep runs of their own: each `wandb/run-*/` or `wandb/offline-run-*/` folder, each run in
+a Trackio or MLflow SQLite database (`*.db`) and each `mlruns/<experiment>/<run>/` folder is a run,
+named by its tracker ("project/run name"). A tracker run whose config names the trainer's
+`output_dir`, when that dir is under the root, is one run with it: its artefacts join the output
+dir's, so a training logged to W&B, Trackio and TensorBoard at once is one run, whether or not the
+output dir holds artefacts of its own. A relative `output_dir` is taken from where the tracker's
+folder sits (where the training was launched, by default), an absolute one that is not there also
+by its last name there (runs copied from another machine). Several runs of one tracker naming the
+same output dir (a sweep writing into one folder) stay apart.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import urllib.parse
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from rlhf_tui.core.records import TrackerRun
+from rlhf_tui.core.sources import mlflow, trackio, wandb
+from rlhf_tui.core.sources.sqlite import DatabaseProblem, database
 from rlhf_tui.core.sources.trainer_state import checkpoint_number
 
 DEFAULT_MAX_DEPTH = 6
@@ -33,7 +48,6 @@ SKIP_DIRS = frozenset(
         ".pytest_cache",
         ".ipynb_checkpoints",
         "site-packages",
-        "wandb",
         ".cache",
         "snapshots",
         "diffs",
@@ -43,6 +57,13 @@ SKIP_DIRS = frozenset(
 ARTEFACT_SUBDIRS = frozenset({"ptt"})
 TENSORBOARD_PARENTS = frozenset({"runs", "logs", "tensorboard", "tb"})
 CONSOLE_PATTERNS = ("*.log", "*.out", "nohup.out", "slurm-*.out", "*.err")
+DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+WANDB_RUN_PREFIXES = ("run-", "offline-run-")
+WANDB_DOCUMENTS = (
+    ("files/config.yaml", "wandb_config"),
+    ("files/wandb-metadata.json", "wandb_metadata"),
+    ("logs/debug.log", "wandb_debug"),
+)
 
 
 def classify(filename: str) -> str | None:
@@ -57,6 +78,10 @@ def classify(filename: str) -> str | None:
         return "metadata"
     if filename == "trainer_state.json":
         return "trainer_state"
+    if filename == "trainer_log.jsonl":
+        return "llamafactory"
+    if filename.endswith(".wandb"):
+        return "wandb"
     if filename.startswith("events.out.tfevents."):
         return "tensorboard"
     if filename.endswith(".jsonl"):
@@ -68,6 +93,14 @@ def classify(filename: str) -> str | None:
     return None
 
 
+class Tracked(NamedTuple):
+    """A tracker run found under the roots: which tracker, its run, and where it was launched."""
+
+    tracker: str  # "wandb", "trackio", "mlflow"
+    run: TrackerRun
+    launch_dir: str  # the folder the tracker's own folder or database sits in
+
+
 @dataclass
 class Found:
     """The artefacts of every run found under the roots, and problems met on the way."""
@@ -75,6 +108,9 @@ class Found:
     runs: dict[str, dict[str, str]] = field(default_factory=dict)  # run dir -> {path: kind}
     roots: dict[str, str] = field(default_factory=dict)  # run dir -> the root it was found under
     notes: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # run dir -> its tracker's name for it
+    tracked: dict[str, Tracked] = field(default_factory=dict)  # tracker run dir -> what it is
+    stores: dict[str, tuple[str, str]] = field(default_factory=dict)  # artefact -> (database, run key)
 
 
 def owning_run(directory: str, kind: str, root: str) -> str:
@@ -112,7 +148,9 @@ def discover(roots: list[str], max_depth: int = DEFAULT_MAX_DEPTH) -> Found:
         if not os.path.isdir(root):
             found.notes.append(f"{root}: not a directory")
             continue
-        _walk(root, root, 0, max_depth, visited, found, real_roots)
+        if not _tracker_root(root, found):
+            _walk(root, root, 0, max_depth, visited, found, real_roots)
+    _join_output_dirs(found)
     for run_dir, artefacts in list(found.runs.items()):
         if set(artefacts.values()) <= {"model_card"}:
             del found.runs[run_dir]
@@ -159,13 +197,21 @@ def _walk(
             if entry.is_symlink() and _leads_above_a_root(entry.path, real_roots):
                 found.notes.append(f"{entry.path}: symlink to a root or above it, not followed")
                 continue
-            subdirs.append(entry.path)
+            if entry.name == "wandb":
+                _wandb_folder(entry.path, root, found)
+            elif entry.name == "mlruns":
+                _mlflow_file_store(entry.path, root, found)
+            else:
+                subdirs.append(entry.path)
         elif is_file:
             files.append(entry)
     in_checkpoint = checkpoint_number(os.path.basename(directory)) is not None
     run_dirs_beside = {os.path.basename(path) for path in subdirs if _may_be_a_run(os.path.basename(path))}
     logs = []
     for entry in files:
+        if entry.name.endswith(DATABASE_SUFFIXES) and not in_checkpoint:
+            _tracker_database(entry.path, root, found)
+            continue
         kind = classify(entry.name)
         stem, extension = os.path.splitext(entry.name)
         if kind is None and extension == ".txt" and stem in run_dirs_beside:
@@ -208,3 +254,166 @@ def _log_owner(directory: str, stem: str, run_dirs_beside: set[str], runs_below:
     if stem in run_dirs_beside or (runs_below and directory not in found.runs):
         return os.path.join(directory, stem)
     return directory
+
+
+# --- runs kept by trackers ------------------------------------------------------------------
+
+
+def _add_tracked(found: Found, run_dir: str, root: str, artefacts: dict[str, str], tracked: Tracked) -> None:
+    found.runs[run_dir] = artefacts
+    found.roots[run_dir] = root
+    found.names[run_dir] = tracked.run.name
+    found.tracked[run_dir] = tracked
+
+
+def _subdirs(path: str) -> list[os.DirEntry]:
+    try:
+        return sorted((e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+    except OSError:
+        return []
+
+
+def _wandb_folder(path: str, root: str, found: Found) -> None:
+    """`wandb/`: its `run-*` and `offline-run-*` folders (`latest-run` is a link to one of them)."""
+    for entry in _subdirs(path):
+        if entry.name.startswith(WANDB_RUN_PREFIXES):
+            _wandb_run(entry.path, root, found)
+
+
+def _wandb_run(run_dir: str, root: str, found: Found) -> None:
+    files = os.path.join(run_dir, "files")
+    try:
+        logs = sorted(e.path for e in os.scandir(run_dir) if e.name.endswith(".wandb") and e.is_file())
+    except OSError:
+        return
+    artefacts = {log: "wandb" for log in logs}
+    config = os.path.join(files, "config.yaml")
+    for name, kind in WANDB_DOCUMENTS:
+        if os.path.isfile(os.path.join(run_dir, name)):
+            artefacts[os.path.join(run_dir, name)] = kind
+    if not logs and os.path.isfile(os.path.join(files, "output.log")):
+        artefacts[os.path.join(files, "output.log")] = "wandb_output"
+    if not artefacts:
+        return
+    info = wandb.run_info(logs[0] if logs else None, config if os.path.isfile(config) else None)
+    run_id = info.run_id or os.path.basename(run_dir).rsplit("-", 1)[-1]
+    label = info.name or run_id
+    name = f"{info.project}/{label}" if info.project else label
+    launch_dir = os.path.dirname(os.path.dirname(run_dir))
+    _add_tracked(found, run_dir, root, artefacts, Tracked("wandb", TrackerRun(run_id, name, info.output_dir), launch_dir))
+
+
+def _mlflow_file_store(path: str, root: str, found: Found) -> None:
+    """`mlruns/<experiment>/<run>/meta.yaml`: artifacts and the trash are not looked into."""
+    for experiment in _subdirs(path):
+        if not experiment.name.startswith("."):
+            for entry in _subdirs(experiment.path):
+                _mlflow_run(entry.path, root, found)
+
+
+def _mlflow_run(run_dir: str, root: str, found: Found) -> None:
+    run = mlflow.list_file_store_run(run_dir)
+    if run is not None:
+        launch_dir = os.path.dirname(os.path.dirname(os.path.dirname(run_dir)))
+        artefacts = {os.path.join(run_dir, "meta.yaml"): "mlflow_files"}
+        _add_tracked(found, run_dir, root, artefacts, Tracked("mlflow", run, launch_dir))
+
+
+def _tracker_root(root: str, found: Found) -> bool:
+    """A root that is a tracker's own folder, or a run in it: `rlhf-top report wandb/run-...`."""
+    name, parent = os.path.basename(root), os.path.basename(os.path.dirname(root))
+    if name == "wandb":
+        _wandb_folder(root, root, found)
+    elif parent == "wandb" and name.startswith(WANDB_RUN_PREFIXES):
+        _wandb_run(root, root, found)
+    elif name == "mlruns":
+        _mlflow_file_store(root, root, found)
+    elif parent == "mlruns" and os.path.isfile(os.path.join(root, "meta.yaml")):
+        for entry in _subdirs(root):
+            _mlflow_run(entry.path, root, found)
+    elif os.path.basename(os.path.dirname(os.path.dirname(root))) == "mlruns" and os.path.isfile(os.path.join(root, "meta.yaml")):
+        _mlflow_run(root, root, found)
+    else:
+        return False
+    return True
+
+
+_database_cache: dict[str, tuple[object, str | None, list[TrackerRun]]] = {}
+_DATABASE_CACHE_SIZE = 1024
+
+
+def _tracker_database(path: str, root: str, found: Found) -> None:
+    """A Trackio or MLflow database: one run per tracker run in it; other databases are not runs."""
+    store = database(path)
+    signature = store.signature()
+    cached = _database_cache.get(path)
+    if cached is None or cached[0] != signature:
+        try:
+            with store.connect() as connection:
+                runs = trackio.list_runs(connection, trackio.project_name(path))
+                tracker = "trackio"
+                if runs is None:
+                    runs, tracker = mlflow.list_runs(connection), "mlflow"
+        except DatabaseProblem as problem:
+            if not problem.transient and _looks_like_a_tracker_database(path):
+                found.notes.append(f"{path}: {problem}")
+            if cached is None:
+                return
+        else:
+            if len(_database_cache) >= _DATABASE_CACHE_SIZE:
+                _database_cache.clear()
+            cached = _database_cache[path] = (signature, tracker if runs is not None else None, runs or [])
+    _, kind, runs = cached
+    if kind is None:
+        return
+    for run in runs:
+        run_dir = os.path.join(path, urllib.parse.quote(run.key, safe=""))
+        artefact = os.path.join(run_dir, kind)
+        found.stores[artefact] = (path, run.key)
+        launch_dir = os.path.dirname(path)
+        if kind == "trackio":  # TRACKIO_DIR is a folder of its own, in the launch dir or elsewhere
+            launch_dir = os.path.dirname(launch_dir)
+        _add_tracked(found, run_dir, root, {artefact: kind}, Tracked(kind, run, launch_dir))
+
+
+def _looks_like_a_tracker_database(path: str) -> bool:
+    """MLflow's default database name, or a Trackio project (trackio keeps a `<project>.lock` beside it)."""
+    stem, _ = os.path.splitext(path)
+    return os.path.basename(path) == "mlflow.db" or os.path.exists(stem + ".lock")
+
+
+def _join_output_dirs(found: Found) -> None:
+    """Tracker runs join the trainer output dir their config names, when it is under their root."""
+    claims: dict[str, list[str]] = {}
+    for run_dir, tracked in found.tracked.items():
+        target = _output_dir_run(tracked, found.roots[run_dir], found)
+        if target is not None:
+            claims.setdefault(target, []).append(run_dir)
+    for target, claimants in claims.items():
+        runs_per_tracker: dict[str, set[str]] = {}
+        for run_dir in claimants:
+            tracked = found.tracked[run_dir]
+            runs_per_tracker.setdefault(tracked.tracker, set()).add(tracked.run.key)
+        for run_dir in claimants:
+            if len(runs_per_tracker[found.tracked[run_dir].tracker]) > 1:
+                continue
+            found.roots.setdefault(target, found.roots[run_dir])
+            found.runs.setdefault(target, {}).update(found.runs.pop(run_dir))
+            del found.roots[run_dir], found.names[run_dir], found.tracked[run_dir]
+
+
+def _output_dir_run(tracked: Tracked, root: str, found: Found) -> str | None:
+    output_dir = tracked.run.output_dir
+    if not output_dir:
+        return None
+    if os.path.isabs(output_dir):
+        candidates = [output_dir, os.path.join(tracked.launch_dir, os.path.basename(output_dir.rstrip("/")))]
+    else:
+        candidates = [os.path.join(tracked.launch_dir, output_dir)]
+    for candidate in candidates:
+        candidate = os.path.normpath(candidate)
+        if candidate in found.tracked:
+            continue
+        if candidate in found.runs or (_inside(candidate, root) and os.path.isdir(candidate)):
+            return candidate
+    return None

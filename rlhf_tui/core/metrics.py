@@ -1,7 +1,7 @@
 """Metric roles: which raw key means "loss", "reward", "KL"... for each trainer, and trainer detection.
 
-Charts and rules speak of roles; sources speak of raw keys (TRL names, PTT's renamed keys, TensorBoard
-tags without their `train/` prefix, verl/OpenRLHF names). Each role has an ordered alias list per
+Charts and rules speak of roles; sources speak of raw keys (TRL names, PTT's renamed keys, tracker
+keys without their `train/` prefix, verl, OpenRLHF and LLaMA-Factory names). Each role has an ordered alias list per
 trainer family; the first alias present in a run wins. Multi-GPU writers add `_mean/_max/_min`
 suffixes: `<alias>_mean` is accepted for `<alias>`.
 """
@@ -138,6 +138,23 @@ def trainer_from_args(args: Collection[str]) -> str | None:
     return None
 
 
+# Written once by transformers at the end of training: run facts, not a step's metrics.
+SUMMARY_KEYS = frozenset(
+    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+)
+
+
+def split_phase(key: str) -> tuple[str, str]:
+    """("train" | "eval", key) of a tracker key as transformers names it: `train/loss`, `eval/loss`.
+
+    A key with another prefix, or none, is a train key kept whole.
+    """
+    prefix, slash, rest = key.partition("/")
+    if slash and rest and prefix in ("train", "eval"):
+        return prefix, rest
+    return "train", key
+
+
 _COMMON: dict[str, tuple[str, ...]] = {
     "loss": (
         "loss",
@@ -155,19 +172,20 @@ _COMMON: dict[str, tuple[str, ...]] = {
         "train_loss_step",
         "actor/pg_loss",
         "loss/policy_avg",
+        "policy_loss",  # OpenRLHF PPO
     ),
-    "grad_norm": ("grad_norm", "actor/grad_norm", "grad_norm_mean"),
-    "learning_rate": ("learning_rate", "lr", "actor/lr"),
+    "grad_norm": ("grad_norm", "actor/grad_norm", "grad_norm_mean", "actor_grad_norm"),
+    "learning_rate": ("learning_rate", "lr", "actor/lr", "actor_lr"),
     "entropy": ("entropy", "objective/entropy", "actor/entropy", "policy/entropy_avg"),
     "step_time": ("step_time", "timing_s/step", "perf/time_per_step"),
     "epoch": ("epoch",),
 }
 
 _PREFERENCE: dict[str, tuple[str, ...]] = {
-    "win_rate": ("rewards/accuracies", "win_rate"),
+    "win_rate": ("rewards/accuracies", "win_rate", "accuracy", "acc"),  # LLaMA-Factory, OpenRLHF
     "margin": ("rewards/margins", "reward_margin"),
-    "chosen_reward": ("rewards/chosen", "rewards_chosen", "rewards/chosen_sum"),
-    "rejected_reward": ("rewards/rejected", "rewards_rejected", "rewards/rejected_sum"),
+    "chosen_reward": ("rewards/chosen", "rewards_chosen", "rewards/chosen_sum", "chosen_reward"),
+    "rejected_reward": ("rewards/rejected", "rewards_rejected", "rewards/rejected_sum", "reject_reward"),
     "chosen_logps": ("logps/chosen", "logps_chosen", "logps/chosen_sum"),
     "rejected_logps": ("logps/rejected", "logps_rejected", "logps/rejected_sum"),
     "kl": ("kl",),
@@ -186,17 +204,24 @@ _ONLINE: dict[str, tuple[str, ...]] = {
         "critic/score/mean",
         "env/reward_mean",
         "rewards/mean",
+        "rollout/reward_mean",  # OpenRLHF
     ),
-    "reward_std": ("reward_std", "critic/score/std", "objective/scores_std"),
+    "reward_std": ("reward_std", "critic/score/std", "objective/scores_std", "rollout/reward_std"),
     "kl": ("kl", "objective/kl", "actor/kl_loss", "kl_mean"),
-    "completion_length": ("completions/mean_length", "completion_length", "response_length/mean"),
-    "clipped_ratio": ("completions/clipped_ratio", "response_length/clip_ratio"),
+    "completion_length": (
+        "completions/mean_length",
+        "completion_length",
+        "response_length/mean",
+        "rollout/response_length_mean",
+        "response_length",
+    ),
+    "clipped_ratio": ("completions/clipped_ratio", "response_length/clip_ratio", "rollout/truncated_rate"),
     "eos_ratio": ("val/contain_eos_token",),  # Online DPO: the share of completions that ended
     "frac_reward_zero_std": ("frac_reward_zero_std",),
     "clip_ratio": ("clip_ratio/region_mean", "clip_ratio", "policy/clipfrac_avg", "actor/pg_clipfrac"),
-    "value_loss": ("loss/value_avg", "critic/vf_loss", "value_loss"),
+    "value_loss": ("loss/value_avg", "critic/vf_loss", "value_loss", "critic_loss"),
     "policy_loss": ("loss/policy_avg", "actor/pg_loss", "policy_loss"),
-    "approx_kl": ("policy/approxkl_avg", "actor/ppo_kl", "approx_kl"),
+    "approx_kl": ("policy/approxkl_avg", "actor/ppo_kl", "approx_kl", "ppo_kl"),
     "is_ratio": ("val/ratio", "sampling/importance_sampling_ratio/mean", "is_ratio"),
     "win_rate": ("rewards/accuracies", "win_rate"),
     "margin": ("rewards/margins", "reward_margin"),
@@ -209,7 +234,7 @@ _SFT: dict[str, tuple[str, ...]] = {
 }
 
 _REWARD_MODEL: dict[str, tuple[str, ...]] = {
-    "win_rate": ("accuracy", "rewards/accuracies"),
+    "win_rate": ("accuracy", "rewards/accuracies", "acc"),
     "margin": ("margin", "rewards/margins"),
 }
 
@@ -259,7 +284,7 @@ def infer_trainer(keys: Iterable[str]) -> str:
     keys = set(keys)
     if "frac_reward_zero_std" in keys or "completions/clipped_ratio" in keys:
         return "grpo"
-    if "critic/vf_loss" in keys or "loss/value_avg" in keys or "ppo_loss" in keys:
+    if keys & {"critic/vf_loss", "loss/value_avg", "ppo_loss", "critic_loss"}:
         return "ppo"
     if "actor/pg_loss" in keys or "grpo_loss" in keys:
         return "grpo"

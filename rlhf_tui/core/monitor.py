@@ -1,9 +1,14 @@
 """The live engine shared by the TUI and the headless commands: roots -> runs, kept current.
 
-`scan()` finds runs and their files (new ones appear, deleted ones are marked gone); `poll()` reads
-what changed, a bounded number of bytes per pass so a huge backlog in one run never blocks the
-others; `catch_up()` reads everything there is (for `--once`). Who tells it what changed (watchfiles,
-a stat poll) is `watch.py`'s business.
+`scan()` finds runs and their files (new ones appear, deleted ones are marked gone, a file that
+now belongs to another run moves there); `poll()` reads what changed, a bounded number of bytes per
+pass so a huge backlog in one run never blocks the others; `catch_up()` reads everything there is
+(for `--once`). Who tells it what changed (watchfiles, a stat poll) is `watch.py`'s business.
+
+Files are followed three ways: appended streams (`FileTail` + a reader fed the new bytes), whole
+documents re-read when they change (`Snapshot`), and tracker stores that are queried, not read
+(a Trackio or MLflow database, an MLflow file-store run): those sources follow themselves, and
+`read()` returns what is new, or None when nothing changed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from rlhf_tui.core.records import Update
 from rlhf_tui.core.run import ProcessProbe, Run, SourceFile
 from rlhf_tui.core.sources.console_log import ConsoleLogReader
 from rlhf_tui.core.sources.jsonl import JsonlReader
+from rlhf_tui.core.sources.llamafactory import LlamaFactoryReader
+from rlhf_tui.core.sources.mlflow import MlflowFileRun, MlflowRun
 from rlhf_tui.core.sources.model_card import read_model_card
 from rlhf_tui.core.sources.ptt import (
     PttMetricsReader,
@@ -26,8 +33,17 @@ from rlhf_tui.core.sources.ptt import (
     read_metadata,
     read_postmortem,
 )
+from rlhf_tui.core.sources.sqlite import database
 from rlhf_tui.core.sources.tensorboard import TensorBoardReader
+from rlhf_tui.core.sources.trackio import TrackioRun
 from rlhf_tui.core.sources.trainer_state import checkpoint_number, read_trainer_state
+from rlhf_tui.core.sources.wandb import (
+    WandbReader,
+    read_config_yaml,
+    read_debug_log,
+    read_metadata_json,
+    read_output_log,
+)
 from rlhf_tui.core.tail import FileTail, Snapshot
 
 FILE_BUDGET = 8 * 1024 * 1024
@@ -38,6 +54,8 @@ STREAM_READERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "jsonl": ("jsonl", JsonlReader),
     "tensorboard": ("tensorboard", TensorBoardReader),
     "console": ("console", ConsoleLogReader),
+    "wandb": ("wandb", WandbReader),
+    "llamafactory": ("llamafactory", LlamaFactoryReader),
 }
 DOCUMENT_READERS: dict[str, tuple[str | None, Callable[[bytes, str], Any]]] = {
     "trainer_state": ("trainer_state", read_trainer_state),
@@ -45,7 +63,14 @@ DOCUMENT_READERS: dict[str, tuple[str | None, Callable[[bytes, str], Any]]] = {
     "critical": (None, read_critical_failure),
     "metadata": (None, read_metadata),
     "model_card": (None, read_model_card),
+    "wandb_config": (None, read_config_yaml),
+    "wandb_metadata": (None, read_metadata_json),
+    "wandb_debug": (None, read_debug_log),
+    "wandb_output": ("console", read_output_log),
 }
+TRACKER_STORES = {"trackio": "trackio", "mlflow": "mlflow", "mlflow_files": "mlflow"}  # kind -> logical
+ROW_COST = 128  # bytes of the pass budget one database row counts for
+_JOURNALS = ("-wal", "-journal")
 
 
 class Monitor:
@@ -76,11 +101,17 @@ class Monitor:
         found = discover(self.roots, self.max_depth)
         self.notes = found.notes
         changed: set[Run] = set()
+        owners = {path: run_dir for run_dir, artefacts in found.runs.items() for path in artefacts}
+        for path, (owner, file) in list(self._by_path.items()):
+            if owners.get(path, owner.path) != owner.path:  # a tracker run joined its output dir (or left it)
+                self._release(owner, file)
+                changed.add(owner)
         for run_dir, artefacts in found.runs.items():
             run = self.runs.get(run_dir)
             if run is None:
                 root = found.roots[run_dir]
                 run = self.runs[run_dir] = Run(run_dir, root)
+                run.name = found.names.get(run_dir, run.name)
                 if len(self.roots) > 1:  # several roots may hold runs of the same name
                     run.name = os.path.join(os.path.basename(root.rstrip(os.sep)), run.name)
                 changed.add(run)
@@ -88,16 +119,33 @@ class Monitor:
                 run.gone = False
                 run.touch()
                 changed.add(run)
-            if self._attach_files(run, artefacts):
+            if self._attach_files(run, artefacts, found.stores):
                 changed.add(run)
         for run_dir, run in self.runs.items():
-            if run_dir not in found.runs and not run.gone and not os.path.isdir(run_dir):
+            if run_dir in found.runs or run.gone:
+                continue
+            if not run.files:
+                run.gone = True
+                run.note("its files now belong to another run")
+                changed.add(run)
+            elif not os.path.isdir(run_dir):
                 run.gone = True
                 run.note("run directory deleted")
                 changed.add(run)
         return changed
 
-    def _attach_files(self, run: Run, artefacts: dict[str, str]) -> bool:
+    def _release(self, run: Run, file: SourceFile) -> None:
+        """A file leaves its run: what it fed goes with it (it is read again in its new run)."""
+        self._forget(run, file.path)
+        if file.logical in run.data and all(other.logical != file.logical for other in run.files.values()):
+            del run.data[file.logical]
+            if run.primary == file.logical:
+                run.primary = None
+                run.generation += 1
+                run.choose_primary()
+        run.merge_facts()
+
+    def _attach_files(self, run: Run, artefacts: dict[str, str], stores: dict[str, tuple[str, str]]) -> bool:
         added = False
         newest_state = _newest_trainer_state(artefacts)
         for path, kind in sorted(artefacts.items()):
@@ -108,7 +156,7 @@ class Monitor:
             if kind == "trainer_state":
                 for old in [p for p, f in run.files.items() if f.kind == "trainer_state"]:
                     self._forget(run, old)
-            run.files[path] = self._source_file(path, kind)
+            run.files[path] = self._source_file(path, kind, stores.get(path))
             self._by_path[path] = (run, run.files[path])
             self._pending.add(path)
             added = True
@@ -120,8 +168,16 @@ class Monitor:
         self._pending.discard(path)
 
     @staticmethod
-    def _source_file(path: str, kind: str) -> SourceFile:
+    def _source_file(path: str, kind: str, store: tuple[str, str] | None) -> SourceFile:
         name = os.path.basename(path)
+        if kind in TRACKER_STORES:
+            if kind == "mlflow_files":
+                source: Any = MlflowFileRun(os.path.dirname(path))
+            else:
+                assert store is not None  # discovery names the database and run of these
+                database_path, run_key = store
+                source = (TrackioRun if kind == "trackio" else MlflowRun)(database(database_path), run_key)
+            return SourceFile(path, kind, TRACKER_STORES[kind], source, source)
         if kind in STREAM_READERS:
             stream, factory = STREAM_READERS[kind]
             return SourceFile(path, kind, stream, factory(name), FileTail(path))
@@ -139,8 +195,11 @@ class Monitor:
             for path in paths:
                 if path in self._by_path:
                     wanted.add(path)
-                else:
-                    wanted.update(p for p in self._by_path if p.startswith(path.rstrip(os.sep) + os.sep))
+                    continue
+                if path.endswith(_JOURNALS):  # a database's WAL or journal: the database changed
+                    path = path.rsplit("-", 1)[0]
+                wanted.update(p for p in self._by_path if p.startswith(path.rstrip(os.sep) + os.sep))
+                wanted.update(self._store_file_of(path))
         wanted |= self._pending
         self._pending = set()
         budget = self.pass_budget
@@ -166,6 +225,17 @@ class Monitor:
             if run.version != versions:
                 changed.add(run)
 
+    def _store_file_of(self, path: str) -> list[str]:
+        """An MLflow file-store run's `meta.yaml` artefact, for a change anywhere in that run's folder."""
+        parent = os.path.dirname(path)
+        for _ in range(8):
+            meta = os.path.join(parent, "meta.yaml")
+            entry = self._by_path.get(meta)
+            if entry is not None and entry[1].kind == "mlflow_files":
+                return [meta]
+            parent = os.path.dirname(parent)
+        return []
+
     @property
     def backlog(self) -> bool:
         return bool(self._pending)
@@ -178,6 +248,8 @@ class Monitor:
 
     def _read_file(self, run: Run, file: SourceFile, budget: int) -> int:
         follower = file.follower
+        if file.kind in TRACKER_STORES:
+            return self._query_store(run, file, budget)
         if isinstance(follower, FileTail):
             result = follower.read(budget)
         else:
@@ -215,6 +287,20 @@ class Monitor:
             file.crash = verdict
             run.touch()
         return len(result.data)
+
+    def _query_store(self, run: Run, file: SourceFile, budget: int) -> int:
+        source = file.follower
+        update = _safely(source.read, max(1, budget // ROW_COST))
+        if update is None:
+            return 0
+        if source.pending:
+            self._pending.add(file.path)
+        run.apply(file, update, source.mtime)
+        verdict = getattr(source, "crash", file.crash)
+        if verdict is not file.crash:
+            file.crash = verdict
+            run.touch()
+        return ROW_COST * max(1, len(update.records))
 
     def _restart_stream(self, run: Run, file: SourceFile) -> None:
         run.note(f"{os.path.relpath(file.path, run.path)}: truncated or replaced, reading it again")

@@ -98,6 +98,15 @@ class Update:
         self.notes.extend(other.notes)
 
 
+class TrackerRun(NamedTuple):
+    """A run kept in a tracker's store (a Trackio or MLflow database, a W&B run dir), as discovery
+    sees it: enough to name it and to find the trainer output dir it belongs to."""
+
+    key: str  # the run's id in its store
+    name: str  # "project/run name"
+    output_dir: str | None  # the trainer's `output_dir` from the run's config, as logged
+
+
 # Facts a reader may report. trainer is a name from metrics.TRAINERS.
 FACT_KEYS = (
     "trainer",  # "dpo", "grpo", ... as named by the source
@@ -114,6 +123,8 @@ FACT_KEYS = (
     "start_time",  # unix seconds
     "end_time",
     "summary",  # the end-of-run summary dict (train_runtime, train_loss, ...), never a step
-    "writer",  # "ptt", "rlhf-top", "transformers", "tensorboard", "console", "jsonl"
+    "writer",  # "ptt", "rlhf-top", "transformers", "tensorboard", "console", "jsonl", "wandb", ...
     "resumed_at",  # a resume marker: the run is training again from this step
+    "project",  # a tracker's project (W&B, Trackio) or experiment (MLflow)
+    "run_name",  # the run's name in its tracker
 )

@@ -27,10 +27,14 @@ from rlhf_tui.core.series import Series
 # Which logical source a run shows when several are equally current (higher wins).
 SOURCE_RANK = {
     "rlhf-top": 60,
+    "wandb": 56,  # trackers keep every key at full precision; TensorBoard rounds to float32
+    "mlflow": 55,
+    "trackio": 54,
     "tensorboard": 50,
     "console": 40,
     "trainer_state": 35,
     "ptt": 30,
+    "llamafactory": 25,
     "jsonl": 20,
 }
 TRAINER_EVIDENCE_RANK = {"keys": 0, "training args": 1, "model card": 2, "header": 3, "config class": 4}
@@ -403,7 +407,7 @@ class Run:
                 file.facts = dict(update.facts)
             else:
                 file.facts.update(update.facts)
-            self._merge_facts()
+            self.merge_facts()
             changed = True
         if update.finished and not file.finished:
             file.finished = True
@@ -473,7 +477,7 @@ class Run:
             self.roles = roles
             self._resolved_keys = len(source.series)
 
-    def _merge_facts(self) -> None:
+    def merge_facts(self) -> None:
         facts: dict[str, Any] = {}
         evidence_rank = -1
         for file in sorted(self.files.values(), key=lambda f: SOURCE_RANK.get(f.logical or "", 0)):
@@ -488,6 +492,8 @@ class Run:
                     facts["trainer_evidence"] = file.facts.get("trainer_evidence", "keys")
                 elif key == "trainer_evidence":
                     continue
+                elif key == "config" and isinstance(value, dict):
+                    value = {**facts.get("config", {}), **value}  # every source adds its keys
                 facts[key] = value
         if facts.get("trainer") != self.facts.get("trainer"):
             self._resolved_keys = -1

@@ -92,6 +92,10 @@ class LiveLoop:
         self._stopping.set()
         self._wake.set()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
     def run_by_path(self, path: str) -> Run | None:
         """The live run (hold `lock` while reading it)."""
         session = self.session

@@ -33,6 +33,13 @@ bar in `on_step_end`, before `on_log`, and prints the dict with `tqdm.write`, wh
 Rule 1 matches the checkpoints' log_history on every dict of the four real TRL runs and of two
 Trainer runs with logging_steps=5 and evaluation (tests/fixtures/console).
 
+Other trainers print their step with their metrics, and it is taken as printed: verl's console
+logger (`step:12 - actor/pg_loss:0.01 - critic/score/mean:0.5`, numpy scalars as `np.float64(..)`),
+OpenRLHF's PPO trainer (`✨ Global step 12: {'policy_loss': 0.01, ...}`) and the postfix of its
+DPO/SFT/RM progress bar (`Train step of epoch 0:  10%|█| 10/100 [00:10<01:30, 1.0it/s, loss=0.69,
+acc=0.5]`). That postfix is set just before the bar counts the step, so it belongs to the step
+after the counter shown; the step counts micro-batches from the first epoch on.
+
 Bad input never raises: invalid UTF-8 is replaced, ANSI escapes stripped, a segment over 1 MiB is
 skipped; each becomes a short note.
 """
@@ -74,6 +81,14 @@ _CRASH_WORDS = re.compile(
     r"|death signal|Killed"
 )
 _NUMBER_TYPES = frozenset((int, float))  # not bool: JSON true/false are not metrics
+# verl/utils/logger/aggregate_logger.py, concat_dict_to_str: "step:{step} - {k}:{pformat(v)} - ..."
+_VERL_LINE = re.compile(r"step:(\d{1,15}) - (.*)")
+_VERL_VALUE = re.compile(r"(?:np\.\w+\()?([-+.\w]+)\)?")
+# openrlhf/trainer/ppo_trainer.py: logger.info(f"✨ Global step {global_step}: {log_status}")
+_GLOBAL_STEP = re.compile(r"Global step (\d{1,15}): (\{'.*\})\s*$")
+# openrlhf/trainer/{dpo,sft,rm}_trainer.py: tqdm(desc="Train step of epoch %d" % epoch), set_postfix(logs)
+_EPOCH_BAR = re.compile(r"Train step of epoch (\d{1,9}):")
+_POSTFIX_PAIR = re.compile(r"([^\s=,][^=,]*)=([-+.\w]+)")
 _CHILD_DETAIL = re.compile(r"\s*(rank|exitcode)\s*: (-?\d{1,9})\b")
 
 
@@ -284,13 +299,64 @@ class ConsoleLogReader:
             bar = _BAR.match(text)
             if bar is not None:
                 self._bar(bar, nested)
+                epoch = _EPOCH_BAR.match(bar.group(1))
+                if epoch is not None:
+                    self._epoch_bar(bar, int(epoch.group(1)))
                 text = _without_rank_prefix(text[bar.end() :])
                 if not text or text.isspace():
                     return
                 after_clear = False
+        if (text.startswith("step:") or "Global step " in text) and self._stepped_line(text):
+            return
         if "{'" in text and self._log_dict(text, after_clear):
             return
         self._text_line(text)
+
+    def _stepped_line(self, text: str) -> bool:
+        """verl's and OpenRLHF's PPO metric lines, which say their step; False for any other line."""
+        verl = _VERL_LINE.match(text)
+        if verl is not None:
+            values = {}
+            for part in verl.group(2).split(" - "):
+                key, colon, raw = part.rpartition(":")
+                number = _VERL_VALUE.fullmatch(raw.strip())
+                if colon and number is not None:
+                    try:
+                        values[key] = float(number.group(1))
+                    except ValueError:
+                        continue
+            self._stepped_record(int(verl.group(1)), values)
+            return True
+        openrlhf = _GLOBAL_STEP.search(text)
+        if openrlhf is not None:
+            self._stepped_record(int(openrlhf.group(1)), _numeric_values(openrlhf.group(2)))
+            return True
+        return False
+
+    def _epoch_bar(self, bar: re.Match[str], epoch: int) -> None:
+        shown = bar.group(0)
+        pairs = _POSTFIX_PAIR.findall(shown[shown.rindex("[") + 1 : -1])
+        values = {}
+        for key, raw in pairs:
+            try:
+                values[key.strip()] = float(raw)
+            except ValueError:
+                continue
+        counter, total = int(bar.group(2)), int(bar.group(3))
+        if counter >= total:  # the bar's last redraw, when it closes, repeats the last step's values
+            return
+        step = epoch * total + counter + 1
+        if values and (self._last_step is None or step > self._last_step):
+            self._stepped_record(step, values)
+
+    def _stepped_record(self, step: int, values: dict[str, float]) -> None:
+        self._resolve_pending(None)
+        if not values:
+            return
+        self._update.records.append(Record(step, None, values))
+        self._last_step = step
+        if self._crash is not None:
+            self._clear_crash()
 
     def _bar(self, bar: re.Match[str], nested: bool) -> None:
         percentage, counter, total_text = bar.groups()

@@ -1,14 +1,17 @@
 """The model card (`README.md`) transformers writes into an output dir: its front-matter tags name
-the trainer (`tags: [generated_from_trainer, dpo, trl]`)."""
+the trainer (`tags: [generated_from_trainer, dpo, trl]`); the base model and datasets join the
+run's config."""
 
 from __future__ import annotations
 
 import yaml
 
+from rlhf_tui.core.config import flat_config
 from rlhf_tui.core.metrics import normalize_trainer
 from rlhf_tui.core.records import Update
 
 MAX_FRONT_MATTER = 64 * 1024
+CONFIG_KEYS = ("base_model", "datasets")
 
 
 def read_model_card(data: bytes, name: str = "README.md") -> Update:
@@ -37,4 +40,7 @@ def read_model_card(data: bytes, name: str = "README.md") -> Update:
     base = front.get("base_model")
     if isinstance(base, str) and base.strip():
         update.facts["model_name"] = base.strip()
+    config = flat_config({key: front.get(key) for key in CONFIG_KEYS})
+    if config:
+        update.facts["config"] = config
     return update

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rlhf_tui.core.metrics import normalize_trainer, trainer_from_args
+from rlhf_tui.core.config import facts_from_training_args, flat_config
+from rlhf_tui.core.metrics import normalize_trainer
 from rlhf_tui.core.records import Crash, Update
 from rlhf_tui.core.sources.jsonl import JsonlReader, parse_json_line, parse_time
 
@@ -191,20 +192,12 @@ def read_metadata(data: bytes, name: str = "run_metadata.json") -> Update:
     if not isinstance(args, dict) and isinstance(config, dict):
         args = config.get("training_args")
     if isinstance(args, dict):
-        scalars = {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool))}
-        facts["config"] = scalars
-        if "trainer" not in facts and (trainer := trainer_from_args(args)) is not None:
-            facts["trainer"] = trainer
-            facts["trainer_evidence"] = "training args"
-        max_steps = scalars.get("max_steps")
-        if type(max_steps) is int and max_steps > 0:
-            facts["max_steps"] = max_steps
-        logging_steps = scalars.get("logging_steps")
-        if isinstance(logging_steps, (int, float)) and logging_steps >= 1:
-            facts["logging_steps"] = int(logging_steps)
-        for key in ("loss_type", "beta"):
-            if key in scalars:
-                facts[key] = scalars[key]
+        facts["config"] = flat_config(args)
+        from_args = facts_from_training_args(args)
+        if "trainer" in facts:  # the header or the config class named it already, more surely
+            from_args.pop("trainer", None)
+            from_args.pop("trainer_evidence", None)
+        facts.update(from_args)
     for key in ("loss_type", "beta", "max_steps"):
         if key in obj and obj[key] is not None and key not in facts:
             facts[key] = obj[key]

@@ -17,16 +17,15 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from rlhf_tui.core.metrics import trainer_from_args
+from rlhf_tui.core.config import facts_from_training_args, flat_config
+from rlhf_tui.core.metrics import SUMMARY_KEYS, split_phase
 from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.sources import protobuf as pb
 
 _HEADER = struct.Struct("<QI")  # length, masked crc32c of the 8 length bytes
 _CRC = struct.Struct("<I")
-_FLOAT = struct.Struct("<f")
-_DOUBLE = struct.Struct("<d")
 _FRAMING_BYTES = _HEADER.size + _CRC.size
 
 # Scalar events are tens of bytes and text summaries a few KiB; bigger records (graphs, images) are
@@ -35,11 +34,6 @@ _MAX_RECORD_BYTES = 1 << 24
 _SMALL_LENGTH_TOP = b"\0" * 5
 
 _MAX_NOTES = 20
-
-# Written once by transformers at the end of training; run facts, not a step's metrics.
-SUMMARY_KEYS = frozenset(
-    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
-)
 
 _ARGS_TAG = "args/text_summary"
 
@@ -182,7 +176,7 @@ class TensorBoardReader:
     def _handle_event(self, payload: bytes, pos: int, update: Update) -> None:
         try:
             event = _parse_event(payload)
-        except _Malformed as error:
+        except pb.Malformed as error:
             self._note(update, pos, f"event does not decode ({error}), skipped")
             return
         if event.file_version:
@@ -196,7 +190,7 @@ class TensorBoardReader:
                 self._read_training_args(text, pos, update)
 
     def _add_scalar(self, update: Update, step: int, time: float | None, tag: str, value: float) -> None:
-        phase, key = _split_tag(tag)
+        phase, key = split_phase(tag)
         if phase == "train" and key in SUMMARY_KEYS:
             self._summary[key] = value
             update.facts["summary"] = dict(self._summary)
@@ -226,7 +220,8 @@ class TensorBoardReader:
         if not isinstance(args, dict):
             self._note(update, pos, "training args are not a JSON object, ignored")
             return
-        update.facts.update(_facts_from_args(args))
+        update.facts["config"] = flat_config(args)
+        update.facts.update(facts_from_training_args(args))
 
     def _note(self, update: Update, pos: int, message: str) -> None:
         self._notes_made += 1
@@ -246,48 +241,10 @@ def _next_header_candidate(buffer: bytes, pos: int) -> int:
     return top - 3
 
 
-def _split_tag(tag: str) -> tuple[str, str]:
-    prefix, slash, key = tag.partition("/")
-    if slash and key and prefix in ("train", "eval"):
-        return prefix, key
-    return "train", tag
+# Protobuf messages: Event -> Summary -> Value -> TensorProto.
 
-
-def _facts_from_args(args: dict[str, Any]) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "config": {key: value for key, value in args.items() if isinstance(value, (bool, int, float, str))}
-    }
-    max_steps = _whole_number(args.get("max_steps"))  # -1 means "derived from the epochs"
-    if max_steps is not None:
-        facts["max_steps"] = max_steps
-    logging_steps = _whole_number(args.get("logging_steps"))  # below 1 it is a fraction of the run
-    if logging_steps is not None:
-        facts["logging_steps"] = logging_steps
-    trainer = trainer_from_args(args)
-    if trainer is not None:
-        facts["trainer"] = trainer
-        facts["trainer_evidence"] = "training args"
-    return facts
-
-
-def _whole_number(value: Any) -> int | None:
-    """`value` as an int when it is a whole number of at least 1 (JSON may say 10 or 10.0)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return value if isinstance(value, int) and value >= 1 else None
-
-
-# Protobuf wire format: just enough for Event -> Summary -> Value -> TensorProto.
-
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 _DT_FLOAT, _DT_DOUBLE, _DT_STRING = 1, 2, 7
-_TENSOR_ITEMS = {_DT_FLOAT: _FLOAT, _DT_DOUBLE: _DOUBLE}
-
-
-class _Malformed(ValueError):
-    """A record whose checksum verified but whose protobuf does not parse."""
+_TENSOR_ITEMS = {_DT_FLOAT: pb.FLOAT, _DT_DOUBLE: pb.DOUBLE}
 
 
 class _Event(NamedTuple):
@@ -296,50 +253,6 @@ class _Event(NamedTuple):
     file_version: bool
     scalars: list[tuple[str, float]]
     texts: list[tuple[str, bytes]]
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    try:
-        while True:
-            byte = data[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return result, pos
-            shift += 7
-            if shift > 63:
-                raise _Malformed("varint longer than 10 bytes")
-    except IndexError:
-        raise _Malformed("truncated varint") from None
-
-
-def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) of each field: an int for varints, bytes otherwise."""
-    pos = 0
-    end = len(data)
-    value: Any
-    while pos < end:
-        key, pos = _varint(data, pos)
-        wire = key & 7
-        if wire == _VARINT:
-            value, pos = _varint(data, pos)
-        elif wire == _LEN:
-            length, pos = _varint(data, pos)
-            value = data[pos : pos + length]
-            pos += length
-        elif wire == _I64:
-            value = data[pos : pos + 8]
-            pos += 8
-        elif wire == _I32:
-            value = data[pos : pos + 4]
-            pos += 4
-        else:
-            raise _Malformed(f"unsupported wire type {wire}")
-        if pos > end:
-            raise _Malformed("field runs past the end of its message")
-        yield key >> 3, wire, value
 
 
 # The exact bytes torch.utils.tensorboard writes for one simple_value scalar, when the step is not 0
@@ -363,10 +276,10 @@ def _parse_event(data: bytes) -> _Event:
         lengths = (summary_length[0], value_length[0], tag_length[0])
         if lengths == (len(tag) + 9, len(tag) + 7, len(tag)):
             return _Event(
-                _DOUBLE.unpack(wall_time)[0] or None,
-                _signed64(_varint(step, 0)[0]),
+                pb.DOUBLE.unpack(wall_time)[0] or None,
+                pb.signed64(pb.varint(step, 0)[0]),
                 False,
-                [(tag.decode("utf-8", "replace"), _FLOAT.unpack(number)[0])],
+                [(tag.decode("utf-8", "replace"), pb.FLOAT.unpack(number)[0])],
                 [],
             )
     return _parse_any_event(data)
@@ -378,22 +291,18 @@ def _parse_any_event(data: bytes) -> _Event:
     file_version = False
     scalars: list[tuple[str, float]] = []
     texts: list[tuple[str, bytes]] = []
-    for number, wire, value in _fields(data):
-        if number == 1 and wire == _I64:
-            wall_time = _DOUBLE.unpack(value)[0] or None
-        elif number == 2 and wire == _VARINT:
-            step = _signed64(value)
-        elif number == 3 and wire == _LEN:
+    for number, wire, value in pb.fields(data):
+        if number == 1 and wire == pb.I64:
+            wall_time = pb.DOUBLE.unpack(value)[0] or None
+        elif number == 2 and wire == pb.VARINT:
+            step = pb.signed64(value)
+        elif number == 3 and wire == pb.LEN:
             file_version = True
-        elif number == 5 and wire == _LEN:
-            for summary_number, summary_wire, summary_value in _fields(value):
-                if summary_number == 1 and summary_wire == _LEN:
+        elif number == 5 and wire == pb.LEN:
+            for summary_number, summary_wire, summary_value in pb.fields(value):
+                if summary_number == 1 and summary_wire == pb.LEN:
                     _parse_value(summary_value, scalars, texts)
     return _Event(wall_time, step, file_version, scalars, texts)
-
-
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _parse_value(data: bytes, scalars: list[tuple[str, float]], texts: list[tuple[str, bytes]]) -> None:
@@ -402,14 +311,14 @@ def _parse_value(data: bytes, scalars: list[tuple[str, float]], texts: list[tupl
     simple_value = None
     tensor = None
     plugin = ""
-    for number, wire, value in _fields(data):
-        if number == 1 and wire == _LEN:
+    for number, wire, value in pb.fields(data):
+        if number == 1 and wire == pb.LEN:
             tag = value.decode("utf-8", "replace")
-        elif number == 2 and wire == _I32:
-            simple_value = _FLOAT.unpack(value)[0]
-        elif number == 8 and wire == _LEN:
+        elif number == 2 and wire == pb.I32:
+            simple_value = pb.FLOAT.unpack(value)[0]
+        elif number == 8 and wire == pb.LEN:
             tensor = value
-        elif number == 9 and wire == _LEN:
+        elif number == 9 and wire == pb.LEN:
             plugin = _plugin_name(value)
     if simple_value is not None:
         scalars.append((tag, simple_value))
@@ -424,10 +333,10 @@ def _parse_value(data: bytes, scalars: list[tuple[str, float]], texts: list[tupl
 
 
 def _plugin_name(metadata: bytes) -> str:
-    for number, wire, value in _fields(metadata):
-        if number == 1 and wire == _LEN:  # SummaryMetadata.plugin_data
-            for data_number, data_wire, data_value in _fields(value):
-                if data_number == 1 and data_wire == _LEN:
+    for number, wire, value in pb.fields(metadata):
+        if number == 1 and wire == pb.LEN:  # SummaryMetadata.plugin_data
+            for data_number, data_wire, data_value in pb.fields(value):
+                if data_number == 1 and data_wire == pb.LEN:
                     return data_value.decode("utf-8", "replace")
     return ""
 
@@ -437,15 +346,15 @@ def _tensor_scalar(tensor: bytes) -> float | None:
     dtype = 0
     content = b""
     numbers: list[float] = []
-    for number, wire, value in _fields(tensor):
-        if number == 1 and wire == _VARINT:
+    for number, wire, value in pb.fields(tensor):
+        if number == 1 and wire == pb.VARINT:
             dtype = value
-        elif number == 4 and wire == _LEN:
+        elif number == 4 and wire == pb.LEN:
             content = value
-        elif number == 5 and wire in (_LEN, _I32):  # float_val, packed or not
-            numbers += _unpack_all(_FLOAT, value)
-        elif number == 6 and wire in (_LEN, _I64):  # double_val, packed or not
-            numbers += _unpack_all(_DOUBLE, value)
+        elif number == 5 and wire in (pb.LEN, pb.I32):  # float_val, packed or not
+            numbers += _unpack_all(pb.FLOAT, value)
+        elif number == 6 and wire in (pb.LEN, pb.I64):  # double_val, packed or not
+            numbers += _unpack_all(pb.DOUBLE, value)
     item = _TENSOR_ITEMS.get(dtype)
     if item is None:
         return None
@@ -456,16 +365,16 @@ def _tensor_scalar(tensor: bytes) -> float | None:
 
 def _unpack_all(item: struct.Struct, data: bytes) -> list[float]:
     if len(data) % item.size:
-        raise _Malformed("tensor values are not a whole number of items")
+        raise pb.Malformed("tensor values are not a whole number of items")
     return [value for (value,) in item.iter_unpack(data)]
 
 
 def _tensor_first_string(tensor: bytes) -> bytes | None:
     dtype = 0
     first = None
-    for number, wire, value in _fields(tensor):
-        if number == 1 and wire == _VARINT:
+    for number, wire, value in pb.fields(tensor):
+        if number == 1 and wire == pb.VARINT:
             dtype = value
-        elif number == 8 and wire == _LEN and first is None:  # string_val
+        elif number == 8 and wire == pb.LEN and first is None:  # string_val
             first = value
     return first if dtype == _DT_STRING else None

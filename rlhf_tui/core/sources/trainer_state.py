@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import re
 
+from rlhf_tui.core.metrics import SUMMARY_KEYS
 from rlhf_tui.core.records import Record, Update, split_eval
 from rlhf_tui.core.sources.jsonl import numeric_values, parse_json_line
 
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
-SUMMARY_KEYS = frozenset(
-    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
-)
 
 
 def read_trainer_state(data: bytes, name: str = "trainer_state.json") -> Update:
