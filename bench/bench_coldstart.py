@@ -11,7 +11,6 @@ Budget: 200 runs x 10k steps listed with insights in under 2 s; under 40 bytes p
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,12 +19,13 @@ import time
 
 import numpy as np
 
+from rlhf_tui.core import runlog
 from rlhf_tui.session import open_session
 
 
 def write_runs(root: str, runs: int, steps: int) -> int:
     rng = np.random.default_rng(0)
-    header = json.dumps({"type": "header", "schema_version": "1.0", "writer": "rlhf-top", "trainer_type": "dpo"})
+    header = runlog.line(runlog.header("dpo", "bench", "2026-11-26T00:00:00.000000+00:00", writer=runlog.OWN_WRITER))
     total = 0
     step_numbers = np.arange(1, steps + 1)
     for index in range(runs):
@@ -48,10 +48,10 @@ def write_runs(root: str, runs: int, steps: int) -> int:
                 "grad_norm": round(float(grad[i]), 4),
                 "learning_rate": 5e-7,
             }
-            lines.append(json.dumps({"step": i + 1, "timestamp": stamp, "metrics": metrics}))
-        lines.append(json.dumps({"type": "footer", "status": "completed", "total_steps": steps}))
-        with open(os.path.join(run_dir, "metrics.jsonl"), "w") as handle:
-            handle.write("\n".join(lines) + "\n")
+            lines.append(runlog.line(runlog.step(i + 1, stamp, metrics)))
+        lines.append(runlog.line(runlog.footer("bench", steps, stamp)))
+        with open(os.path.join(run_dir, runlog.METRICS_FILE), "w") as handle:
+            handle.write("".join(lines))
         total += steps
     return total
 

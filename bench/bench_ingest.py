@@ -20,6 +20,7 @@ import time
 
 import orjson
 
+from rlhf_tui.core import runlog
 from rlhf_tui.core.monitor import Monitor
 
 
@@ -41,8 +42,8 @@ def ptt_lines(count: int) -> bytes:
             "rewards_rejected": round(rng.gauss(0.01, 0.01), 6),
         }
         stamp = f"2026-11-26T01:{(step // 60) % 60:02d}:{seconds:02d}.321215+00:00"
-        out.append(json.dumps({"step": step, "timestamp": stamp, "metrics": metrics}))
-    return ("\n".join(out) + "\n").encode()
+        out.append(runlog.line(runlog.step(step, stamp, metrics)))
+    return "".join(out).encode()
 
 
 def lean_lines(count: int) -> bytes:
@@ -51,7 +52,7 @@ def lean_lines(count: int) -> bytes:
         json.dumps({"step": s, "loss": round(rng.random(), 6), "reward": round(rng.random(), 6), "kl": round(rng.random(), 6)})
         for s in range(1, count + 1)
     ]
-    return ("\n".join(out) + "\n").encode()
+    return "".join(out).encode()
 
 
 def best_of(repeats: int, function) -> float:

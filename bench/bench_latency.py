@@ -20,10 +20,12 @@ import time
 from rlhf_tui.session import open_session
 from rlhf_tui.core.watch import ChangeFeed
 
+from rlhf_tui.core import runlog
+
 
 def record_line(step: int) -> str:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
-    return json.dumps({"step": step, "timestamp": stamp, "metrics": {"dpo_loss": 0.69, "win_rate": 0.5}}) + "\n"
+    return runlog.line(runlog.step(step, stamp, {"dpo_loss": 0.69, "win_rate": 0.5}))
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ building + rendering the report.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -26,14 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from rlhf_tui.core import runlog
+
 
 def write_run(run_dir: Path, steps: int) -> None:
     ptt = run_dir / "ptt"
     ptt.mkdir(parents=True)
     rng = random.Random(0)
     t0 = 1_795_000_000.0
-    header = {"type": "header", "schema_version": "1.0", "trainer_type": "dpo", "timestamp": "2026-11-18T00:00:00+00:00"}
-    lines = [json.dumps(header)]
+    lines = [runlog.line(runlog.header("dpo", "bench", "2026-11-18T00:00:00+00:00"))]
     losses = []
     for step in range(1, steps + 1):
         progress = 1 - math.exp(-step / (steps / 5))
@@ -53,10 +53,10 @@ def write_run(run_dir: Path, steps: int) -> None:
             "rewards_rejected": round(chosen - margin, 6),
         }
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t0 + step))
-        lines.append(json.dumps({"step": step, "timestamp": stamp, "metrics": metrics}))
-    lines.append(json.dumps({"step": steps, "timestamp": stamp, "metrics": {"dpo_loss": sum(losses) / steps}}))
-    lines.append(json.dumps({"type": "footer", "status": "completed", "total_steps": steps, "timestamp": stamp}))
-    (ptt / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        lines.append(runlog.line(runlog.step(step, stamp, metrics)))
+    lines.append(runlog.line(runlog.step(steps, stamp, {"dpo_loss": sum(losses) / steps})))
+    lines.append(runlog.line(runlog.footer("bench", steps, stamp)))
+    (ptt / runlog.METRICS_FILE).write_text("".join(lines))
 
 
 def command() -> list[str]:

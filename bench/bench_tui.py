@@ -37,6 +37,8 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 
+from rlhf_tui.core import runlog
+
 COLUMNS, ROWS = 200, 60
 SORT_LABELS = ["name", "step", "age", "loss", "reward", "win rate", "KL", "status"]
 STEP_BASE = 100_000  # live run k logs steps k * STEP_BASE + n: every drawn step number names its run
@@ -48,7 +50,7 @@ OVERLAP = 64
 def line(step: int, when: float, loss: float) -> str:
     stamp = datetime.fromtimestamp(when, tz=timezone.utc).isoformat()
     metrics = {"dpo_loss": loss, "win_rate": 0.6, "reward_margin": 0.2, "rewards_chosen": 0.1}
-    return json.dumps({"step": step, "timestamp": stamp, "metrics": metrics}) + "\n"
+    return runlog.line(runlog.step(step, stamp, metrics))
 
 
 def make_runs(root: str, runs: int, live: int, steps: int, period: float = 0.1) -> list[str]:

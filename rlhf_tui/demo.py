@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
+from rlhf_tui.core import runlog
 from rlhf_tui.core.metrics import trainer_label
 from rlhf_tui.core.records import Record
 from rlhf_tui.simulate import simulate
@@ -109,17 +110,10 @@ class AppendedFile:
         self._file.flush()
 
     def write_json_line(self, obj: dict[str, Any]) -> None:
-        self.write(json.dumps(obj) + "\n")
+        self.write(runlog.line(obj))
 
     def close(self) -> None:
         self._file.close()
-
-
-def write_footer(metrics: AppendedFile, run_id: str, step: int, now: float) -> None:
-    """The last line of a `metrics.jsonl` whose run completed (PTT's and our callback's alike)."""
-    metrics.write_json_line(
-        {"type": "footer", "run_id": run_id, "status": "completed", "total_steps": step, "timestamp": iso_time(now)}
-    )
 
 
 def replace_file(path: str, text: str) -> None:
@@ -261,7 +255,7 @@ class PttFiles:
         self._run_id = _run_id(start)
         config_hash = hashlib.sha256(plan.name.encode()).hexdigest()[:16]
         self._metadata = {
-            "schema_version": "1.0",
+            "schema_version": runlog.SCHEMA_VERSION,
             "run_id": self._run_id,
             "trainer_type": plan.trainer,
             "model_name": plan.model,
@@ -278,39 +272,28 @@ class PttFiles:
             "config": {"log_every_n_steps": 1, "stop_on_critical": False, "training_args": plan.training_args()},
         }
         self._last_metrics: dict[str, float] = {}
-        self._write_metadata("run_metadata_start.json", "run_metadata.json")
-        self._metrics = AppendedFile(os.path.join(directory, "metrics.jsonl"))
-        self._metrics.write_json_line(
-            {
-                "type": "header",
-                "schema_version": "1.0",
-                "run_id": self._run_id,
-                "trainer_type": plan.trainer,
-                "config_hash": config_hash,
-                "timestamp": iso_time(start),
-            }
-        )
+        self._write_metadata("run_metadata_start.json", runlog.METADATA_FILE)
+        self._metrics = AppendedFile(os.path.join(directory, runlog.METRICS_FILE))
+        self._metrics.write_json_line(runlog.header(plan.trainer, self._run_id, iso_time(start), config_hash=config_hash))
 
     def record(self, step: int, now: float, logs: dict[str, float]) -> None:
         self._last_metrics = ptt_metrics(self._trainer, logs)
-        self._metrics.write_json_line({"step": step, "timestamp": iso_time(now), "metrics": self._last_metrics})
+        self._metrics.write_json_line(runlog.step(step, iso_time(now), self._last_metrics))
 
     def finish(self, step: int, now: float, average_loss: float) -> None:
         """PTT's end: a second row at the last step holding the run-average loss, then the footer."""
         loss_name = next(name for name, key in PTT_KEYS[self._trainer] if key == "loss")
-        self._metrics.write_json_line(
-            {"step": step, "timestamp": iso_time(now), "metrics": {loss_name: round(average_loss, 6)}}
-        )
-        write_footer(self._metrics, self._run_id, step, now)
+        self._metrics.write_json_line(runlog.step(step, iso_time(now), {loss_name: round(average_loss, 6)}))
+        self._metrics.write_json_line(runlog.footer(self._run_id, step, iso_time(now)))
         self._metadata.update(end_time=iso_time(now), status="completed", total_steps=step)
-        self._write_metadata("run_metadata.json", "run_metadata_final.json")
+        self._write_metadata(runlog.METADATA_FILE, "run_metadata_final.json")
 
     def died(self, now: float, last_step: int, death: Death) -> None:
         """PTT's postmortem; run_metadata.json keeps saying "running", as PTT leaves it."""
         exception_type, _, message = death.exception.partition(": ")
         event = {"type": exception_type.rsplit(".", 1)[-1], "message": message, "traceback": death.traceback}
         write_document(
-            os.path.join(self._directory, "postmortem.json"),
+            os.path.join(self._directory, runlog.POSTMORTEM_FILE),
             {
                 "exit_reason": death.exit_reason,
                 "exit_code": None,
@@ -339,8 +322,8 @@ class RunLoggerFiles:
         self._directory = directory
         self._run_id = _run_id(start)
         self._metadata = {
-            "schema_version": "1.0",
-            "writer": "rlhf-top",
+            "schema_version": runlog.SCHEMA_VERSION,
+            "writer": runlog.OWN_WRITER,
             "run_id": self._run_id,
             "trainer_type": plan.trainer,
             "config_class": f"{trainer_label(plan.trainer)}Config",
@@ -358,35 +341,22 @@ class RunLoggerFiles:
             "resumed_from_step": None,
             "status": "running",
         }
-        self._metrics = AppendedFile(os.path.join(directory, "metrics.jsonl"))
-        self._metrics.write_json_line(
-            {
-                "type": "header",
-                "schema_version": "1.0",
-                "writer": "rlhf-top",
-                "run_id": self._run_id,
-                "trainer_type": plan.trainer,
-                "timestamp": iso_time(start),
-            }
-        )
+        self._metrics = AppendedFile(os.path.join(directory, runlog.METRICS_FILE))
+        self._metrics.write_json_line(runlog.header(plan.trainer, self._run_id, iso_time(start), writer=runlog.OWN_WRITER))
         self._write_metadata()
 
     def record(self, step: int, now: float, logs: dict[str, float], phase: str) -> None:
-        record: dict[str, Any] = {"step": step, "timestamp": iso_time(now)}
-        if phase == "eval":
-            record["phase"] = "eval"
-        record["metrics"] = logs
-        self._metrics.write_json_line(record)
+        self._metrics.write_json_line(runlog.step(step, iso_time(now), logs, phase))
 
     def finish(self, step: int, now: float, summary: dict[str, float]) -> None:
-        self._metrics.write_json_line({"type": "summary", "timestamp": iso_time(now), "metrics": summary})
-        write_footer(self._metrics, self._run_id, step, now)
+        self._metrics.write_json_line(runlog.summary(summary, iso_time(now)))
+        self._metrics.write_json_line(runlog.footer(self._run_id, step, iso_time(now)))
         self._metadata.update(status="completed", end_time=iso_time(now))
         self._write_metadata()
 
     def died(self, now: float, last_step: int, death: Death) -> None:
         write_document(
-            os.path.join(self._directory, "postmortem.json"),
+            os.path.join(self._directory, runlog.POSTMORTEM_FILE),
             {
                 "exit_reason": death.exit_reason,
                 "exit_code": None,
@@ -403,7 +373,7 @@ class RunLoggerFiles:
         self._metrics.close()
 
     def _write_metadata(self) -> None:
-        write_document(os.path.join(self._directory, "run_metadata.json"), self._metadata)
+        write_document(os.path.join(self._directory, runlog.METADATA_FILE), self._metadata)
 
 
 # --- checkpoints ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_tui.core import runlog
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.report import write_new_file
 from rlhf_tui.rules import load_rules
@@ -69,7 +70,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls oth
 
 
 def record(step: int, metrics: dict) -> str:
-    return json.dumps({"step": step, "timestamp": "2026-11-26T01:00:00.000000+00:00", "metrics": metrics}) + "\n"
+    return runlog.line(runlog.step(step, "2026-11-26T01:00:00.000000+00:00", metrics))
 
 
 def write(path: bytes | str, data: bytes | str) -> None:

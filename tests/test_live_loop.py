@@ -1,12 +1,12 @@
 """The reader loop behind the TUI, driven without the UI: what reaches the screen, and when."""
 
-import json
 import os
 import threading
 import time
 
 import pytest
 
+from rlhf_tui.core import runlog
 from rlhf_tui.ui import live
 from rlhf_tui.ui.live import LiveLoop, LoopSettings
 
@@ -15,10 +15,9 @@ FALLBACK_SECONDS = 60.0  # the stat poll and the periodic rescan, pushed out of 
 
 def ptt_run(directory) -> None:
     directory.mkdir(parents=True)
-    lines = [{"type": "header", "trainer_type": "dpo"}]
     stamp = "2026-11-26T01:00:00+00:00"
-    lines += [{"step": step, "timestamp": stamp, "metrics": {"dpo_loss": 0.69}} for step in (1, 2)]
-    (directory / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    lines = [runlog.header("dpo", "run", stamp)] + [runlog.step(step, stamp, {"dpo_loss": 0.69}) for step in (1, 2)]
+    (directory / runlog.METRICS_FILE).write_text("".join(map(runlog.line, lines)))
 
 
 @pytest.fixture

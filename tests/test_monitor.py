@@ -3,14 +3,18 @@ import os
 import shutil
 import time
 
+from rlhf_tui.core import runlog
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.watch import ChangeFeed
 
 
+STAMP = "2026-11-26T01:00:00.000000+00:00"
+
+
 def ptt_line(step, loss, trainer=None):
     if trainer:
-        return json.dumps({"type": "header", "trainer_type": trainer}) + "\n"
-    return json.dumps({"step": step, "timestamp": "2026-11-26T01:00:00.000000+00:00", "metrics": {"dpo_loss": loss}}) + "\n"
+        return runlog.line(runlog.header(trainer, "run", STAMP))
+    return runlog.line(runlog.step(step, STAMP, {"dpo_loss": loss}))
 
 
 def append(path, text):
@@ -171,9 +175,8 @@ RLOO_KEYS = {"loss": 0.1, "reward": 0.5, "reward_std": 0.2, "frac_reward_zero_st
 
 def rloo_run(directory, header_trainer: str) -> None:
     (directory / "ptt").mkdir(parents=True)
-    lines = [{"type": "header", "trainer_type": header_trainer}]
-    lines += [{"step": step, "timestamp": "2026-11-26T01:00:00+00:00", "metrics": RLOO_KEYS} for step in (1, 2, 3)]
-    (directory / "ptt" / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    lines = [runlog.header(header_trainer, "run", STAMP)] + [runlog.step(step, STAMP, RLOO_KEYS) for step in (1, 2, 3)]
+    (directory / "ptt" / runlog.METRICS_FILE).write_text("".join(map(runlog.line, lines)))
 
 
 def trainer_shown(root) -> tuple[str, str]:

@@ -24,7 +24,6 @@ the header. Permission flips only bite when not running as root (root reads a mo
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import os
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_tui.core import runlog
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.session import open_session
 from rlhf_tui.core.watch import ChangeFeed
@@ -47,8 +47,8 @@ RUNS = 12
 WRITERS = 3
 BURST_LINES = 100_000
 FULL_POLL_SECONDS = 0.25
-HEADER = json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n"
 STAMP = "2026-11-26T01:00:00.000000+00:00"
+HEADER = runlog.line(runlog.header("dpo", "soak", STAMP))
 # Memory the engine may gain after warm-up: a fixed slack plus so much per point stored meanwhile
 # (the series' own 16 bytes, doubled while an array grows, and what the rules keep per step).
 MEMORY_SLACK_BYTES = 8 * 2**20
@@ -78,7 +78,7 @@ def win_rate_of(run: int, step: int) -> float:
 
 def metrics_line(run: int, step: int) -> str:
     metrics = {"dpo_loss": loss_of(run, step), "win_rate": win_rate_of(run, step)}
-    return json.dumps({"step": step, "timestamp": STAMP, "metrics": metrics}) + "\n"
+    return runlog.line(runlog.step(step, STAMP, metrics))
 
 
 def console_line(run: int, step: int) -> str:

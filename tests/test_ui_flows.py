@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from rlhf_tui.core import runlog
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
 from rlhf_tui.ui.screens.run_view import RunScreen
@@ -35,14 +36,14 @@ def write_ptt_run(
 ) -> Path:
     """Append PTT-format lines (`{"step", "timestamp", "metrics"}`) to directory/metrics.jsonl."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "metrics.jsonl"
+    path = directory / runlog.METRICS_FILE
     with path.open("a") as file:
         if header:
-            file.write(json.dumps({"type": "header", "trainer_type": trainer}) + "\n")
+            file.write(runlog.line(runlog.header(trainer, "run", datetime.fromtimestamp(t0, tz=timezone.utc).isoformat())))
         for offset, metrics in enumerate(steps):
             step = start + offset
             stamp = datetime.fromtimestamp(t0 + step, tz=timezone.utc).isoformat()
-            file.write(json.dumps({"step": step, "timestamp": stamp, "metrics": metrics}) + "\n")
+            file.write(runlog.line(runlog.step(step, stamp, metrics)))
     return path
 
 

@@ -27,6 +27,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from rlhf_tui.core import runlog
 from rlhf_tui.core.records import TrackerRun
 from rlhf_tui.core.sources import mlflow, trackio, wandb
 from rlhf_tui.core.sources.sqlite import DatabaseProblem, database
@@ -68,11 +69,11 @@ WANDB_DOCUMENTS = (
 
 def classify(filename: str) -> str | None:
     """The artefact kind of a file name, or None for files no reader wants."""
-    if filename == "metrics.jsonl":
+    if filename == runlog.METRICS_FILE:
         return "metrics"
-    if filename == "postmortem.json":
+    if filename == runlog.POSTMORTEM_FILE:
         return "postmortem"
-    if filename == "critical_failure.json":
+    if filename == runlog.CRITICAL_FAILURE_FILE:
         return "critical"
     if filename.startswith("run_metadata") and filename.endswith(".json"):
         return "metadata"

@@ -37,7 +37,9 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import Any, TextIO
 
+from rlhf_tui.core import runlog
 from rlhf_tui.core.metrics import normalize_trainer
+from rlhf_tui.core.records import EVAL_PREFIX
 
 try:
     from transformers import TrainerCallback
@@ -46,10 +48,6 @@ except ImportError as error:
         "rlhf_tui.integrations.trl needs transformers; install it with: pip install 'rlhf-top[trl]'"
     ) from error
 
-SCHEMA_VERSION = "1.0"
-METRICS_FILE = "metrics.jsonl"
-METADATA_FILE = "run_metadata.json"
-POSTMORTEM_FILE = "postmortem.json"
 
 _CRASH_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _VERSIONED_DISTRIBUTIONS = ("torch", "transformers", "trl", "rlhf-top")
@@ -127,15 +125,8 @@ class RunLogger(TrainerCallback):
         if self._metrics_file is None:
             return
         now = _now()
-        footer = {
-            "type": "footer",
-            "run_id": self._run_id,
-            "status": "completed",
-            "total_steps": state.global_step,
-            "timestamp": now,
-        }
         with self._shielded("write metrics.jsonl"):
-            self._write_line(footer)
+            self._write_line(runlog.footer(self._run_id, state.global_step, now))
         with self._shielded("write run_metadata.json"):
             self._metadata.update(status="completed", end_time=now)
             self._write_metadata()
@@ -152,11 +143,11 @@ class RunLogger(TrainerCallback):
         self._run_id = started.strftime("%Y%m%d_%H%M%S")
         self._started = started.isoformat()
         self._resumed_from_step = state.global_step if state.global_step > 0 else None
-        metrics_path = os.path.join(self.run_dir, METRICS_FILE)
+        metrics_path = os.path.join(self.run_dir, runlog.METRICS_FILE)
         appending = self._resumed_from_step is not None and _has_content(metrics_path)
         # A postmortem left by an earlier session would make this one look crashed.
         with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(self.run_dir, POSTMORTEM_FILE))
+            os.remove(os.path.join(self.run_dir, runlog.POSTMORTEM_FILE))
         self._metrics_file = open(metrics_path, "a" if appending else "w", encoding="utf-8")
         self._last_step = self._resumed_from_step
         self._install_crash_handlers()
@@ -164,21 +155,14 @@ class RunLogger(TrainerCallback):
 
     def _first_line(self, args: Any, appending: bool) -> dict[str, Any]:
         if appending:
-            return {"type": "resume", "from_step": self._resumed_from_step, "timestamp": self._started}
-        return {
-            "type": "header",
-            "schema_version": SCHEMA_VERSION,
-            "writer": "rlhf-top",
-            "run_id": self._run_id,
-            "trainer_type": trainer_type_of(args),
-            "timestamp": self._started,
-        }
+            return runlog.resume(self._resumed_from_step, self._started)
+        return runlog.header(trainer_type_of(args), self._run_id, self._started, writer=runlog.OWN_WRITER)
 
     def _describe_run(self, args: Any, state: Any, model: Any, train_dataloader: Any) -> dict[str, Any]:
         max_steps = state.max_steps if state.max_steps > 0 else args.max_steps
         return {
-            "schema_version": SCHEMA_VERSION,
-            "writer": "rlhf-top",
+            "schema_version": runlog.SCHEMA_VERSION,
+            "writer": runlog.OWN_WRITER,
             "run_id": self._run_id,
             "trainer_type": trainer_type_of(args),
             "config_class": type(args).__name__,
@@ -201,21 +185,18 @@ class RunLogger(TrainerCallback):
         if "train_loss" in logs and "train_runtime" in logs:
             # The end-of-run averages (train_loss is the run mean): not a step. Step logs carry
             # train_runtime too when include_num_input_tokens_seen is on, but never train_loss.
-            return {"type": "summary", "timestamp": _now(), "metrics": logs}
+            return runlog.summary(logs, _now())
         self._last_step = step
-        record: dict[str, Any] = {"step": step, "timestamp": _now()}
-        if any(key.startswith("eval_") for key in logs):
-            record["phase"] = "eval"
-        record["metrics"] = logs
-        return record
+        phase = "eval" if any(key.startswith(EVAL_PREFIX) for key in logs) else "train"
+        return runlog.step(step, _now(), logs, phase)
 
     def _write_line(self, obj: dict[str, Any]) -> None:
-        self._metrics_file.write(json.dumps(obj, default=_plain) + "\n")
+        self._metrics_file.write(runlog.line(obj, default=_plain))
         # Flushed for a live monitor; no fsync, which would cost milliseconds per record.
         self._metrics_file.flush()
 
     def _write_metadata(self) -> None:
-        _write_json_atomically(os.path.join(self.run_dir, METADATA_FILE), self._metadata)
+        _write_json_atomically(os.path.join(self.run_dir, runlog.METADATA_FILE), self._metadata)
 
     def _close(self) -> None:
         self._restore_crash_handlers()
@@ -285,7 +266,7 @@ class RunLogger(TrainerCallback):
     ) -> None:
         now = _now()
         _write_json_atomically(
-            os.path.join(self.run_dir, POSTMORTEM_FILE),
+            os.path.join(self.run_dir, runlog.POSTMORTEM_FILE),
             {
                 "exit_reason": exit_reason,
                 "exit_code": exit_code,
