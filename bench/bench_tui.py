@@ -12,7 +12,7 @@ pty of 200x60, reads everything it draws, and measures:
 - CPU of the rlhf-top process (all threads, and the UI thread alone, from /proc): while LIVE runs
   append, and once all have been quiet for SETTLE seconds.
 
-Budgets (issue 4): keypress under 100 ms, append under 300 ms, busy under 25% of one core, quiet
+Budgets: keypress under 100 ms, append under 300 ms, busy under 25% of one core, quiet
 under 2%.
 """
 

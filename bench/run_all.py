@@ -1,13 +1,12 @@
 """Every benchmark in one command: each bench/bench_*.py runs in its own process, then one table.
 
     python bench/run_all.py                 # quick sizes, a few minutes
-    python bench/run_all.py --full          # the sizes issue 6 lists (1M lines, 1000 runs, 1M-step history, ...)
+    python bench/run_all.py --full          # the full sizes (1M lines, 1000 runs, 1M-step history, ...)
     python bench/run_all.py --only ingest rules -v
 
 Each benchmark prints its own detailed table (shown with -v). This script picks the headline
-figures out of that output and sets each beside its budget (design.md section 8; the report and
-callback budgets are their issues'), with a verdict: ok, MISS, or blank where there is no budget and
-the figure is there for comparison. The command behind every figure is listed under the table.
+figures out of that output and sets each beside its budget, with a verdict: ok, MISS, or blank
+where there is no budget and the figure is there for comparison. The command behind every figure is listed under the table.
 A benchmark whose script is missing, fails or prints nothing recognisable gets a FAILED row.
 """
 
@@ -133,14 +132,14 @@ def latency(out: str) -> list[Figure]:
 def report(out: str) -> list[Figure]:
     figures = []
     for kind, best, median in re.findall(r"^rlhf-top report, ([^:]+): best ([\d.]+) s, median ([\d.]+) s", out, re.M):
-        figures.append(Figure(f"report on a 10k-step run, {kind}", f"median {median} s (best {best} s)", "< 0.5 s (issue 5)", number(median) < 0.5))
+        figures.append(Figure(f"report on a 10k-step run, {kind}", f"median {median} s (best {best} s)", "< 0.5 s", number(median) < 0.5))
     return figures
 
 
 def callback(out: str) -> list[Figure]:
     figures = []
     for label, micros in re.findall(r"^(.+?)\s{2,}RunLogger\.on_log\s+([\d.]+)\s+[\d,]+\s*$", out, re.M):
-        figures.append(Figure(f"RunLogger.on_log, {label.strip()}", f"{micros} us/call", "< 1 ms (issue 7)", number(micros) < 1000))
+        figures.append(Figure(f"RunLogger.on_log, {label.strip()}", f"{micros} us/call", "< 1 ms", number(micros) < 1000))
     return figures
 
 
@@ -154,14 +153,14 @@ def tui(out: str) -> list[Figure]:
         figures.append(Figure(what, f"{cold.group(1)} s", budget, ok))
     for name, median, p95 in re.findall(r"^((?:keypress|append)[^\n]*?)\s+median\s+([\d.]+) ms\s+p95\s+([\d.]+) ms", out, re.M):
         limit = 300 if name.startswith("append") else 100
-        budget = f"< {limit} ms (p95){'' if name.startswith('append') else ' (issue 4)'}"
+        budget = f"< {limit} ms (p95)"
         figures.append(Figure(f"TUI {name.strip()}", f"median {median} ms, p95 {p95} ms", budget, number(p95) < limit))
     for name, percent in re.findall(r"^(CPU [^\n]*?)\s+([\d.]+) % of one core", out, re.M):
         quiet = "quiet" in name
         live = f", {setup.group(3)} appending" if setup and not quiet else ""
         runs = f", {setup.group(1)} runs" if setup else ""
         limit = 2 if quiet else 25
-        budget = f"< {limit}% of a core" + ("" if quiet else " (issue 4)")
+        budget = f"< {limit}% of a core"
         figures.append(Figure(f"TUI {name}{runs}{live}", f"{percent}% of one core", budget, number(percent) < limit))
     return figures
 
@@ -229,7 +228,7 @@ def run(bench: Bench, full: bool, timeout: float) -> tuple[list[str], str, list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="the sizes the issue lists (takes much longer)")
+    parser.add_argument("--full", action="store_true", help="the full sizes (takes much longer)")
     parser.add_argument("--only", nargs="+", choices=[b.name for b in BENCHES], help="run only these benchmarks")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per benchmark")
     parser.add_argument("-v", "--verbose", action="store_true", help="also print each benchmark's own output")
@@ -257,7 +256,7 @@ def main() -> None:
     for name, command in commands:
         print(f"{name}: {command}")
     missed = sum(f.ok is False for _, f in rows)
-    print(f"\n{len(rows)} figures, {missed} missing their budget" + (" (quick sizes; --full for the issue's)" if not args.full else ""))
+    print(f"\n{len(rows)} figures, {missed} missing their budget" + (" (quick sizes; --full for the full ones)" if not args.full else ""))
 
 
 if __name__ == "__main__":

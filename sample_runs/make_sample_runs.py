@@ -46,7 +46,7 @@ def starting_at(plan: RunPlan, first_step: float) -> RunPlan:
     return dataclasses.replace(plan, records=records)
 
 
-# --- the run that reproduces the report example in ../shared/report-format.md ------------------
+# --- the run that reproduces the example of the RLHF Run Diagnostic Report (PTT's) ------------
 #
 # A minimal DPO demo on a laptop: 15 logged steps with the loss parked at ln 2 (learning rate far too
 # low), then the evaluation at step 15 dies when tqdm writes to a stdout pipe that wandb's console

@@ -1,4 +1,4 @@
-"""Diagnosis of the real TRL runs (fixtures copied from shared/real_runs: trainer_state log_history
+"""Diagnosis of the real TRL runs (tests/fixtures/real_runs/README.md says how they were made: trainer_state log_history
 with raw TRL keys, and Post-Training Toolkit's metrics.jsonl with its renamed keys and timestamps)."""
 
 import sys

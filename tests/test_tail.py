@@ -6,7 +6,7 @@ from search import examples
 
 from rlhf_tui.core.sources.jsonl import JsonlReader
 from rlhf_tui.core.sources.lines import LineBuffer
-from rlhf_tui.core.tail import FileTail, Snapshot
+from rlhf_tui.core.tail import FileTail, WholeFile
 
 
 def write(path, data, mode="ab"):
@@ -70,7 +70,7 @@ def test_missing_and_not_regular(tmp_path):
 def test_snapshot_only_returns_changes(tmp_path):
     path = tmp_path / "state.json"
     write(path, b"{}", mode="wb")
-    snap = Snapshot(str(path))
+    snap = WholeFile(str(path))
     assert snap.read_if_changed().data == b"{}"
     assert snap.read_if_changed() is None
     write(path, b'{"a": 1}', mode="wb")

@@ -1,5 +1,7 @@
 """The TUI's pure helpers: untrusted text, sparklines, smoothing, charts, table layout, filters."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
-from rlhf_tui.core.series import Series, ema, sparkline_values
+from rlhf_tui.core.series import Series
 from rlhf_tui.ui.chart_model import Chart, ChartOptions, Line, _plotext_text, render_chart, smooth
 from rlhf_tui.look import SPARK_BLOCKS, progress_bar, sparkline
 from rlhf_tui.ui.snapshot import SPARK_SAMPLE, RunSnapshot, spark_values
@@ -55,12 +57,29 @@ def test_sparkline_scales_to_blocks():
     assert sparkline([-1.7e308, 1.7e308]) == SPARK_BLOCKS[0] + SPARK_BLOCKS[-1]
 
 
-def test_spark_values_match_the_core_and_stay_cheap_for_long_runs():
+def bucket_means(values: list[float], width: int) -> list[float]:
+    """The sparkline's reference: finite values in `width` buckets of (near) equal size, each its mean."""
+    finite = [v for v in values if math.isfinite(v)]
+    edges = [i * len(finite) // width for i in range(width + 1)]
+    return [sum(finite[a:b]) / (b - a) for a, b in zip(edges, edges[1:])]
+
+
+def reference_ema(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing, point by point: s = w s + (1 - w) v, divided by 1 - w^t."""
+    smoothed, last, debias = [], 0.0, 0.0
+    for value in values:
+        last = last * weight + (1 - weight) * value
+        debias = debias * weight + (1 - weight)
+        smoothed.append(last / debias if debias else value)
+    return smoothed
+
+
+def test_spark_values_are_bucket_means_of_the_finite_points_and_stay_cheap_for_long_runs():
     series = Series()
     values = np.random.default_rng(1).normal(size=1500)
     values[[5, 700]] = [np.nan, np.inf]
     series.extend(np.arange(1500), values)
-    np.testing.assert_allclose(spark_values(series, 10), sparkline_values(series, 10))
+    np.testing.assert_allclose(spark_values(series, 10), bucket_means(values.tolist(), 10))
     long = Series()
     long.extend(np.arange(50 * SPARK_SAMPLE), np.linspace(0.0, 1.0, 50 * SPARK_SAMPLE))
     sampled = spark_values(long, 10)
@@ -78,7 +97,7 @@ def test_progress_bar():
 @pytest.mark.parametrize("n", [1, 2, 17, 5000])
 def test_smooth_matches_the_reference_ema(weight, n):
     values = np.random.default_rng(n).normal(size=n) * 3 + 1
-    np.testing.assert_allclose(smooth(values, weight), ema(values, weight), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(smooth(values, weight), reference_ema(values.tolist(), weight), rtol=1e-9, atol=1e-9)
 
 
 def lines_of(text: Text) -> list[str]:

@@ -6,7 +6,7 @@ pass so a huge backlog in one run never blocks the others; `catch_up()` reads ev
 (for `--once`). Who tells it what changed (watchfiles, a stat poll) is `watch.py`'s business.
 
 Files are followed three ways: appended streams (`FileTail` + a reader fed the new bytes), whole
-documents re-read when they change (`Snapshot`), and tracker stores that are queried, not read
+documents re-read when they change (`WholeFile`), and tracker stores that are queried, not read
 (a Trackio or MLflow database, an MLflow file-store run): those sources follow themselves, and
 `read()` returns what is new, or None when nothing changed.
 """
@@ -44,7 +44,7 @@ from rlhf_tui.core.sources.wandb import (
     read_metadata_json,
     read_output_log,
 )
-from rlhf_tui.core.tail import FileTail, Snapshot
+from rlhf_tui.core.tail import FileTail, WholeFile
 
 FILE_BUDGET = 8 * 1024 * 1024
 PASS_BUDGET = 32 * 1024 * 1024
@@ -182,7 +182,7 @@ class Monitor:
             stream, factory = STREAM_READERS[kind]
             return SourceFile(path, kind, stream, factory(name), FileTail(path))
         document, reader = DOCUMENT_READERS[kind]
-        return SourceFile(path, kind, document, reader, Snapshot(path))
+        return SourceFile(path, kind, document, reader, WholeFile(path))
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -215,7 +215,7 @@ class SourceFile:
     kind: str
     logical: str | None  # the SourceData it feeds, None for documents that only give facts
     reader: Any = None
-    follower: Any = None  # FileTail or Snapshot
+    follower: Any = None  # FileTail, WholeFile or a tracker store
     finished: bool = False
     crash: Crash | None = None
     facts: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Append-only metric series in numpy, with NaN/Inf accounting, downsampling and EMA smoothing."""
+"""Append-only metric series in numpy, with NaN/Inf accounting and min/max-keeping downsampling."""
 
 from __future__ import annotations
 
@@ -103,28 +103,3 @@ def downsample(x: np.ndarray, y: np.ndarray, budget: int) -> tuple[np.ndarray, n
         kept.append(candidates[first])
     index = np.unique(np.concatenate(kept))
     return x[index], y[index]
-
-
-def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """TensorBoard-style exponential moving average with bias correction (weight in [0, 1))."""
-    if weight <= 0 or len(values) == 0:
-        return values.astype(np.float64, copy=True)
-    out = np.empty(len(values), dtype=np.float64)
-    last = 0.0
-    debias = 0.0
-    for i, v in enumerate(values.tolist()):
-        last = last * weight + (1 - weight) * v
-        debias = debias * weight + (1 - weight)
-        out[i] = last / debias
-    return out
-
-
-def sparkline_values(series: Series, width: int) -> list[float]:
-    """The last values of a series reduced to `width` finite numbers (bucket means), for sparklines."""
-    _, values = series.finite()
-    if len(values) == 0 or width <= 0:
-        return []
-    if len(values) <= width:
-        return values.tolist()
-    edges = np.linspace(0, len(values), width + 1).astype(np.int64)
-    return np.add.reduceat(values, edges[:-1]).__truediv__(np.diff(edges)).tolist()

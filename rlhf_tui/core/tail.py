@@ -2,7 +2,7 @@
 
 `FileTail` hands out the bytes appended since the last read; framing (lines, TFRecords) is the
 reader's business, so a torn last line simply stays in the reader's buffer until the rest arrives.
-`Snapshot` re-reads a small whole-file document (JSON) when its signature changes.
+`WholeFile` re-reads a small whole-file document (JSON) when its signature changes.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class FileTail:
         return result
 
 
-class Snapshot:
+class WholeFile:
     """A whole-file document that is rewritten in place (trainer_state.json, postmortem.json)."""
 
     def __init__(self, path: str) -> None:

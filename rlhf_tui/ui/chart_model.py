@@ -54,7 +54,7 @@ class Chart:
 
 
 def smooth(values: np.ndarray, weight: float) -> np.ndarray:
-    """The same numbers as `core.series.ema` (debiased EMA), in numpy: a million points in milliseconds.
+    """TensorBoard's smoothing (an EMA with bias correction), in numpy: a million points in milliseconds.
 
     Within a block of B points the recurrence s[t] = w*s[t-1] + (1-w)*v[t] is a scaled cumulative
     sum; blocks are chained by carrying s across their edges. B is chosen so that w**-B stays below

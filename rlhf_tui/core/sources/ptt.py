@@ -9,7 +9,7 @@ PTT quirk handled here: a finished run has a second record at the last step hold
 `<x>_loss` = the run-average `train_loss`. It is a summary, not a step, so it goes to
 `facts["summary"]` and never becomes "the last loss".
 
-Snapshot documents: `postmortem.json`, `critical_failure.json`, `run_metadata*.json`.
+Whole-file documents: `postmortem.json`, `critical_failure.json`, `run_metadata*.json`.
 """
 
 from __future__ import annotations
