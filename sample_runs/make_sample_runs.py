@@ -18,18 +18,10 @@ import sys
 from datetime import datetime, timezone
 
 from rlhf_tui.core.records import Record
+from rlhf_tui.demo.plans import CHECKPOINTS, CONSOLE, PTT, RLHF_TOP, Death, RunPlan, simulated_plan
+from rlhf_tui.demo.tracebacks import cuda_oom_traceback
+from rlhf_tui.demo.writer import write_run
 from rlhf_tui.simulate import logged_precision
-from rlhf_tui.demo import (
-    CHECKPOINTS,
-    CONSOLE,
-    PTT,
-    RLHF_TOP,
-    Death,
-    RunPlan,
-    cuda_oom_traceback,
-    simulated_plan,
-    write_run,
-)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD_SECONDS = 40.0  # from the start of training (headers written) to the first logged step

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from rlhf_tui.session import open_session
-from rlhf_tui.demo import LiveDemo, as_logged, printed_logs, tqdm_bar
+from rlhf_tui.demo import LiveDemo
+from rlhf_tui.demo.console import printed_logs, tqdm_bar
+from rlhf_tui.demo.plans import as_logged
 
 from conftest import REAL_RUNS
 
