@@ -127,10 +127,10 @@ class EventTracker:
             kind = "diverged" if finding.severity == "critical" else "high"
             detail = f"[{severity.LABELS[finding.severity]}] {finding.title}: {finding.message}"
             events.append(self._event(kind, run, diagnosis, finding.title, detail, now))
-        kind = _CONDITION_EVENTS.get(state)
-        if kind is not None and state != before["condition"]:
-            what = "Finished" if kind == "finish" else diagnosis.status.word
-            events.append(self._event(kind, run, diagnosis, what, self._detail(kind, diagnosis), now))
+        ended = _CONDITION_EVENTS.get(state)
+        if ended is not None and state != before["condition"]:
+            what = "Finished" if ended == "finish" else diagnosis.status.word
+            events.append(self._event(ended, run, diagnosis, what, self._detail(ended, diagnosis), now))
         return [event for event in events if event.kind in self.kinds]
 
     @staticmethod

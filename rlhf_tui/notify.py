@@ -214,7 +214,8 @@ class Notifier:
         while True:
             with self._cond:
                 now = self._clock()
-                if self._incoming and (self._closing or now >= self._collect_until):
+                collect_until = self._collect_until
+                if collect_until is not None and (self._closing or now >= collect_until):
                     self._enqueue(compose(self._incoming))
                     self._incoming, self._collect_until = [], None
                 due = [d for d in self._destinations if d.queue and (self._closing or d.queue[0].due <= now)]

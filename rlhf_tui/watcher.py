@@ -81,13 +81,14 @@ def run_watch(roots: list[str], args: argparse.Namespace) -> int:
 class _Watch:
     """What the watcher does with each pass of the follower: log, keep the state, send."""
 
+    follower: Follower  # set once made, as it calls back into this
+
     def __init__(self, roots: list[str], tracker: EventTracker, state: WatchState | None, notifier: Notifier) -> None:
         self.roots = roots
         self.tracker = tracker
         self.state = state
         self.notifier = notifier
         self.first_look = state is None or state.runs is None
-        self.follower: Follower | None = None  # set once made: it calls back into this
 
     def on_pass(self, done: Pass) -> None:
         if done.error is not None:

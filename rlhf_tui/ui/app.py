@@ -19,6 +19,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import ActiveBinding, Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -68,7 +69,7 @@ class DeliveryProblems(logging.Handler):
         self.app = app
 
     def emit(self, record: logging.LogRecord) -> None:
-        severity = "error" if record.levelno >= logging.ERROR else "warning"
+        severity: SeverityLevel = "error" if record.levelno >= logging.ERROR else "warning"
         self.app.notify(record.getMessage(), title="Notification", severity=severity, timeout=10, markup=False)
 
 
