@@ -255,12 +255,13 @@ class Notifier:
         if delivery.first_try is None:
             delivery.first_try = now
         if sent:
-            log.info("sent %r to %s", title, transport.label)
+            self._done(destination)
+            log.info("sent %r to %s", title, transport.label)  # once on_done has recorded it: not to be sent again
         elif self._closing:
             log.warning("not sent %r to %s: stopping", title, transport.label)
             destination.queue.clear()
-            return
         elif now - delivery.first_try >= GIVE_UP_SECONDS:
+            self._done(destination)
             log.error("gave up sending %r to %s after %d attempts", title, transport.label, delivery.attempts)
         else:
             delay = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** (delivery.attempts - 1))
@@ -268,11 +269,12 @@ class Notifier:
             log.warning(
                 "could not send %r to %s (attempt %d); retrying in %.0f s", title, transport.label, delivery.attempts, delay
             )
-            return
-        destination.queue.popleft()
-        delivery.job.remaining -= 1
-        if delivery.job.remaining == 0:
-            self._finish(delivery.job)
+
+    def _done(self, destination: _Destination) -> None:
+        job = destination.queue.popleft().job
+        job.remaining -= 1
+        if job.remaining == 0:
+            self._finish(job)
 
     def _finish(self, job: _Job) -> None:
         if self._on_done is None:
