@@ -1,5 +1,6 @@
 """Events from transitions of real runs' diagnoses, read by a real session under a clock the test moves."""
 
+import json
 import shutil
 
 import pytest
@@ -14,10 +15,10 @@ T0 = 1_800_000_000.0
 class Watch:
     """A session and an event tracker over tmp_path/runs, stepped by hand."""
 
-    def __init__(self, root, memory=None, kinds=KINDS):
+    def __init__(self, root, memory=None, kinds=KINDS, process_probe=None):
         self.root = root
         self.now = T0
-        self.session = open_session([str(root)], clock=lambda: self.now)
+        self.session = open_session([str(root)], clock=lambda: self.now, process_probe=process_probe)
         self.session.load()
         self.tracker = EventTracker(memory, kinds)
         self.first = self.tracker.start(self._all(), self.now, self.session.rules)
@@ -74,6 +75,18 @@ def test_a_finding_is_one_event_while_it_stays_active_and_news_again_when_it_fir
     assert "dpo_no_signal" not in {f.rule_id for f in cleared.active}
     write_run(root / "a", parked(60), T0 + 30, first=131, header=False)
     assert watch.step(90) == [("high", "a")]
+
+
+def test_a_run_whose_process_vanishes_is_killed(root):
+    write_run(root / "a", learning(20), T0 - 20)
+    (root / "a" / "run_metadata.json").write_text(json.dumps({"trainer_type": "dpo", "host": "gpu-3", "pid": 4242}))
+    alive = {4242: True}
+    watch = Watch(root, process_probe=lambda pid, host: alive[pid])
+    assert watch.step(60) == []
+    alive[4242] = False
+    assert watch.step(60) == [("killed", "a")]
+    assert (watch.events[0].status, watch.events[0].detail) == ("Killed", "its process is gone and it left no end marker")
+    assert watch.step(60) == []
 
 
 def test_a_nan_loss_is_a_divergence_and_the_end_of_a_run_is_its_finish(root):
