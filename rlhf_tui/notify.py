@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
+from typing import Protocol
 
 from rlhf_tui.core.text import one_line
 from rlhf_tui.events import Event
@@ -140,13 +140,9 @@ class PrintTransport:
 
     label = "standard output (dry run)"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
-
     def send(self, message: Message) -> bool:
-        stream = self.stream or sys.stdout
-        stream.write(f"--- {message.level}: {message.title}\n{message.body}\n\n")
-        stream.flush()
+        sys.stdout.write(f"--- {message.level}: {message.title}\n{message.body}\n\n")
+        sys.stdout.flush()
         return True
 
 
@@ -177,15 +173,9 @@ class Notifier:
     (not when `close()` came first: then it was not sent, and the caller may keep it for later).
     """
 
-    def __init__(
-        self,
-        transports: Iterable[Transport],
-        on_done: Callable[[Message], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, transports: Iterable[Transport], on_done: Callable[[Message], None] | None = None) -> None:
         self._destinations = [_Destination(transport) for transport in transports]
         self._on_done = on_done
-        self._clock = clock
         self._cond = threading.Condition()
         self._incoming: list[Event] = []
         self._collect_until: float | None = None
@@ -200,7 +190,7 @@ class Notifier:
         with self._cond:
             self._incoming.extend(events)
             if self._collect_until is None:
-                self._collect_until = self._clock() + COLLECT_SECONDS
+                self._collect_until = time.monotonic() + COLLECT_SECONDS
             self._cond.notify()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -213,14 +203,14 @@ class Notifier:
     def _run(self) -> None:
         while True:
             with self._cond:
-                now = self._clock()
+                now = time.monotonic()
                 collect_until = self._collect_until
                 if collect_until is not None and (self._closing or now >= collect_until):
                     self._enqueue(compose(self._incoming))
                     self._incoming, self._collect_until = [], None
                 due = [d for d in self._destinations if d.queue and (self._closing or d.queue[0].due <= now)]
                 if not due:
-                    if self._closing and not self._incoming:
+                    if self._closing:
                         return
                     self._cond.wait(self._next_wake(now))
                     continue
@@ -250,7 +240,7 @@ class Notifier:
         except Exception as exc:  # noqa: BLE001 - a destination's failure is logged, never fatal
             log.warning("sending %r to %s raised %s: %s", title, transport.label, type(exc).__name__, exc)
             sent = False
-        now = self._clock()
+        now = time.monotonic()
         delivery.attempts += 1
         if delivery.first_try is None:
             delivery.first_try = now

@@ -18,7 +18,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length))
-        self.server.receiver._keep(self.path, body)
+        self.server.receiver._keep(body)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -33,7 +33,6 @@ class Receiver:
         self.server.receiver = self
         self.port = self.server.server_address[1]
         self.messages: list[dict] = []
-        self.paths: list[str] = []
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -50,9 +49,8 @@ class Receiver:
         self.server.server_close()
         self._thread.join(timeout=5)
 
-    def _keep(self, path: str, body: dict) -> None:
+    def _keep(self, body: dict) -> None:
         with self._changed:
-            self.paths.append(path)
             self.messages.append(body)
             self._changed.notify_all()
 
