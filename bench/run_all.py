@@ -165,6 +165,21 @@ def tui(out: str) -> list[Figure]:
     return figures
 
 
+def watch(out: str) -> list[Figure]:
+    figures = []
+    setup = re.search(r"^(\d+) quiet runs x (\d+) steps", out, re.M)
+    runs = f", {setup.group(1)} quiet runs" if setup else ""
+    quiet = re.search(r"^CPU when all quiet\s+([\d.]+) % of one core", out, re.M)
+    if quiet:
+        budget, ok = ("< 1% of a core (issue 15)", number(quiet.group(1)) < 1) if setup and setup.group(1) == "200" else ("", None)
+        figures.append(Figure(f"watch CPU{runs}", f"{quiet.group(1)}% of one core", budget, ok))
+    latency = re.search(r"^event -> notification\s+median ([\d.]+) s\s+p95 ([\d.]+) s.*?([\d.]+) s of it the collection window", out, re.M)
+    if latency:
+        value = f"median {latency.group(1)} s, p95 {latency.group(2)} s ({latency.group(3)} s collection window)"
+        figures.append(Figure("watch event -> webhook", value))
+    return figures
+
+
 def calibration(out: str) -> list[Figure]:
     figures = []
     healthy = re.search(r"^healthy runs without a medium-or-worse finding: (\d+)/(\d+)", out, re.M)
@@ -204,6 +219,7 @@ BENCHES = [
     Bench("report", ["--repeat", "3"], ["--repeat", "7"], report),
     Bench("callback", ["--calls", "5000"], ["--calls", "20000"], callback),
     Bench("tui", ["--runs", "50", "--live", "5", "--seconds", "5"], [], tui),
+    Bench("watch", ["--settle", "10", "--seconds", "20", "--events", "3"], [], watch),
     Bench("calibration", [], [], calibration),
 ]
 

@@ -1,4 +1,4 @@
-"""`rlhf-top`: the live TUI by default; `--once`, `--json`, `report RUN`, `--demo`."""
+"""`rlhf-top`: the live TUI by default; `--once`, `--json`, `report RUN`, `watch`, `serve`, `--demo`."""
 
 from __future__ import annotations
 
@@ -23,16 +23,24 @@ def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlhf-top",
         description="Live monitor and diagnostician for post-training runs (DPO, PPO, GRPO, ...).",
-        epilog="Subcommand: rlhf-top report RUN_DIR [-o FILE] writes the diagnostic report.",
+        epilog="Subcommands: rlhf-top report RUN_DIR [-o FILE] writes the diagnostic report; "
+        "rlhf-top watch ROOTS --notify URL alerts you without a screen; "
+        "rlhf-top serve ROOTS shows this app in a browser. Each has its own --help.",
     )
     parser.add_argument("roots", nargs="*", help="directories to search for runs (default ./runs, else .)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="print one table of all runs and exit")
     mode.add_argument("--json", action="store_true", help="print all runs as JSON and exit")
     mode.add_argument("--demo", action="store_true", help="watch simulated live runs (nothing is kept)")
-    parser.add_argument("--poll", type=float, metavar="SECONDS", help="poll files instead of inotify (NFS/Lustre)")
-    parser.add_argument("--rules", type=Path, metavar="DIR", help="directory of your own rule files (YAML)")
-    parser.add_argument("--depth", type=int, default=6, help="how deep to search for runs (default 6)")
+    add_following_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no terminal bell or desktop notification on events")
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also send events to this Apprise URL, as `watch` does (repeatable; needs rlhf-top[notify])",
+    )
     parser.add_argument(
         "--color-system",
         choices=["auto", "standard", "256", "truecolor", "none"],
@@ -40,6 +48,88 @@ def main_parser() -> argparse.ArgumentParser:
         help="terminal colours (NO_COLOR is honoured)",
     )
     parser.add_argument("--version", action="version", version=f"rlhf-top {__version__}")
+    return parser
+
+
+def add_following_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--poll", type=float, metavar="SECONDS", help="poll files instead of inotify (NFS/Lustre)")
+    parser.add_argument("--rules", type=Path, metavar="DIR", help="directory of your own rule files (YAML)")
+    parser.add_argument("--depth", type=int, default=6, help="how deep to search for runs (default 6)")
+
+
+def event_kinds(text: str) -> list[str]:
+    from rlhf_tui.events import KINDS
+
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"not an event: {', '.join(unknown) or text!r} (events: {','.join(KINDS)})")
+    return kinds
+
+
+def watch_parser() -> argparse.ArgumentParser:
+    from rlhf_tui.events import KINDS
+
+    kinds = "\n".join(f"  {kind:<9} {meaning}" for kind, meaning in KINDS.items())
+    parser = argparse.ArgumentParser(
+        prog="rlhf-top watch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Follow runs without a screen, as the TUI does, and send a message when something\n"
+        "happens to one. Low on CPU; fine under nohup, tmux, systemd or a SLURM job; stops cleanly on\n"
+        "SIGTERM or SIGINT.",
+        epilog=f"""events (--on):
+{kinds}
+
+One message per event, nothing repeated while it lasts; a digest when many come at once. Each says
+run, host, trainer, step, status, the finding or exception, and `rlhf-top report PATH`. Failed
+deliveries are retried with backoff and logged. What was sent is kept under $XDG_STATE_HOME/rlhf-top
+(default ~/.local/state/rlhf-top), so a restarted watcher sends nothing twice; on its very first
+start the runs already there are taken as they are.
+
+examples:
+  rlhf-top watch ./runs --notify 'ntfys://ntfy.sh/my-secret-topic'
+  rlhf-top watch ./runs --notify 'https://hooks.slack.com/services/T000/B000/XXXX' --on crash,killed,stall
+  rlhf-top watch ./runs --dry-run
+URLs: https://github.com/caronc/apprise/wiki""",
+    )
+    parser.add_argument("roots", nargs="*", help="directories to search for runs (default ./runs, else .)")
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="where to send: an Apprise URL (Slack, Discord, Teams, Telegram, ntfy, email, JSON webhook, ...); repeatable",
+    )
+    parser.add_argument(
+        "--on",
+        type=event_kinds,
+        default=list(KINDS),
+        metavar="EVENTS",
+        help=f"comma-separated events to send (default all: {','.join(KINDS)})",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the messages instead of sending them")
+    add_following_options(parser)
+    return parser
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlhf-top serve",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The same app in a web browser (through textual-serve; needs rlhf-top[serve]).\n"
+        "Each browser tab runs its own rlhf-top.",
+        epilog="""From your laptop, through an SSH tunnel (the same port on both ends):
+  ssh -N -L 8000:127.0.0.1:8000 gpu-box      # then open http://127.0.0.1:8000
+
+It listens on 127.0.0.1 only by default. --host 0.0.0.0 (or any address other than loopback) shows
+your runs, their configs and tracebacks to everyone who can reach that address: there is no login.
+Behind a proxy or a tunnel to another port, give the address browsers use with --public-url.""",
+    )
+    parser.add_argument("roots", nargs="*", help="directories to search for runs (default ./runs, else .)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--public-url", metavar="URL", help="the address browsers reach it at (default http://HOST:PORT)")
+    add_following_options(parser)
     return parser
 
 
@@ -68,16 +158,33 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     if argv and argv[0] == "report":
         return run_report(report_parser().parse_args(argv[1:]))
-    args = main_parser().parse_args(argv)
+    if argv and argv[0] in ("watch", "serve"):
+        parser = watch_parser() if argv[0] == "watch" else serve_parser()
+        args = parser.parse_args(argv[1:])
+    else:
+        parser = main_parser()
+        args = parser.parse_args(argv)
     if args.poll is not None and args.poll <= 0:
-        main_parser().error("--poll needs a positive number of seconds")
+        parser.error("--poll needs a positive number of seconds")
     roots = args.roots or default_roots()
-    if not args.demo:
+    if not getattr(args, "demo", False):
         missing = [r for r in roots if not os.path.isdir(r)]
         if missing:
-            print(f"rlhf-top: not a directory: {', '.join(missing)}", file=sys.stderr)
+            print(f"{parser.prog}: not a directory: {', '.join(missing)}", file=sys.stderr)
             return EXIT_USAGE
+    if argv and argv[0] == "watch":
+        if not args.notify and not args.dry_run:
+            parser.error("say where to send: --notify URL (or --dry-run to print instead)")
+        from rlhf_tui.watcher import run_watch
+
+        return run_watch(roots, args)
+    if argv and argv[0] == "serve":
+        from rlhf_tui.serve import run_serve
+
+        return run_serve(roots, args)
     if args.once or args.json:
+        if args.notify or args.quiet:
+            parser.error("--notify and --quiet are for the live TUI")
         return run_headless(roots, args)
     return run_tui(roots, args)
 
@@ -129,6 +236,13 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_tui(roots: list[str], args: argparse.Namespace) -> int:
+    from rlhf_tui.notify import MissingApprise, apprise_transports
+
+    try:
+        destinations = apprise_transports(args.notify)
+    except (MissingApprise, ValueError) as exc:
+        print(f"rlhf-top: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     from rlhf_tui.ui import launch
 
-    return launch(roots, args)
+    return launch(roots, args, destinations)

@@ -11,6 +11,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "rlhf_tui"
 HEAVY = ("torch", "transformers", "trl", "wandb", "trackio", "mlflow")
 APPLICATION = (
     "rlhf_tui.session",
+    "rlhf_tui.follow",
+    "rlhf_tui.events",
+    "rlhf_tui.notify",
+    "rlhf_tui.watcher",
+    "rlhf_tui.watch_state",
+    "rlhf_tui.serve",
     "rlhf_tui.summary",
     "rlhf_tui.headless",
     "rlhf_tui.report",
@@ -70,10 +76,11 @@ def test_nothing_outside_the_tui_imports_textual():
     assert found == []
 
 
-def test_headless_paths_load_without_textual():
+def test_headless_paths_load_without_textual_and_optional_libraries_load_only_when_used():
     code = (
-        "import sys, rlhf_tui.cli, rlhf_tui.headless, rlhf_tui.session, rlhf_tui.report;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'torch', 'transformers', 'wandb', 'trackio', 'mlflow')];"
+        "import sys, rlhf_tui.cli, rlhf_tui.headless, rlhf_tui.session, rlhf_tui.report, rlhf_tui.watcher, rlhf_tui.serve;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in"
+        " ('textual', 'torch', 'transformers', 'wandb', 'trackio', 'mlflow', 'apprise', 'textual_serve')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

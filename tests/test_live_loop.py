@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from rlhf_tui import follow
 from rlhf_tui.core import runlog
-from rlhf_tui.ui import live
 from rlhf_tui.ui.live import LiveLoop, LoopSettings
 
 FALLBACK_SECONDS = 60.0  # the stat poll and the periodic rescan, pushed out of the test's reach
@@ -23,8 +23,8 @@ def ptt_run(directory) -> None:
 @pytest.fixture
 def loop(tmp_path, monkeypatch):
     """A running loop over tmp_path/root whose only way to notice changes is inotify."""
-    monkeypatch.setattr(live, "STAT_POLL_SECONDS", FALLBACK_SECONDS)
-    monkeypatch.setattr(live, "RESCAN_SECONDS", FALLBACK_SECONDS)
+    monkeypatch.setattr(follow, "STAT_POLL_SECONDS", FALLBACK_SECONDS)
+    monkeypatch.setattr(follow, "RESCAN_SECONDS", FALLBACK_SECONDS)
     root = tmp_path / "root"
     root.mkdir()
     waiting = threading.Event()

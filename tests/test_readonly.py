@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import needs
 from rlhf_tui.ui.live import LoopSettings
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
 from rlhf_tui.ui.screens.run_view import RunScreen
@@ -125,6 +126,26 @@ def test_headless_commands_change_nothing_under_the_roots(roots, tmp_path, args)
     result = subprocess.run([sys.executable, "-m", "rlhf_tui", *args], capture_output=True, timeout=120)
     assert result.returncode in (0, 1), result.stderr.decode(errors="replace")
     assert fingerprint(roots) == before
+
+
+def test_watch_keeps_its_state_outside_the_roots_and_changes_nothing_under_them(roots, tmp_path):
+    needs.module("apprise", "pip install 'rlhf-top[notify]'")
+    before = fingerprint(roots)
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    command = [sys.executable, "-m", "rlhf_tui", "watch", str(roots), "--notify", "json://127.0.0.1:9/hook"]
+    # the first look, then a restart that reads the state back
+    for expected in (f"first look: {RUNS_IN_ROOTS} runs", f"{RUNS_IN_ROOTS} runs found"):
+        log = tmp_path / "watch.log"
+        with log.open("w") as output:
+            watcher = subprocess.Popen(command, env=env, stderr=output)
+        deadline = time.monotonic() + 120
+        while expected not in log.read_text():
+            assert time.monotonic() < deadline and watcher.poll() is None, log.read_text()
+            time.sleep(0.05)
+        watcher.terminate()
+        assert watcher.wait(timeout=30) == 0
+    assert fingerprint(roots) == before
+    assert [p.suffix for p in sorted((tmp_path / "state" / "rlhf-top").iterdir())] == [".json", ".lock"]
 
 
 def test_headless_commands_change_nothing_while_a_writer_holds_a_wal_database(roots):

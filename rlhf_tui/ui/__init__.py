@@ -10,6 +10,8 @@ import argparse
 import os
 from contextlib import ExitStack
 
+from rlhf_tui.notify import Notifier, Transport
+
 
 def apply_color_system(color_system: str) -> None:
     """`--color-system`: none means monochrome (as NO_COLOR does); auto leaves it to the terminal."""
@@ -19,8 +21,8 @@ def apply_color_system(color_system: str) -> None:
         os.environ["TEXTUAL_COLOR_SYSTEM"] = color_system
 
 
-def launch(roots: list[str], args: argparse.Namespace) -> int:
-    """Run the TUI over `roots` (or the live demo) until the user quits."""
+def launch(roots: list[str], args: argparse.Namespace, destinations: list[Transport]) -> int:
+    """Run the TUI over `roots` (or the live demo) until the user quits; events also go to `destinations`."""
     apply_color_system(args.color_system)
     from rlhf_tui.ui.app import RlhfTop
     from rlhf_tui.ui.live import LoopSettings
@@ -31,6 +33,11 @@ def launch(roots: list[str], args: argparse.Namespace) -> int:
 
             roots = [stack.enter_context(LiveDemo())]
         settings = LoopSettings(roots=roots, depth=args.depth, rules_dir=args.rules, poll_seconds=args.poll)
-        app = RlhfTop(settings)
-        app.run()
+        notifier = Notifier(destinations) if destinations else None
+        app = RlhfTop(settings, quiet=args.quiet, notifier=notifier)
+        try:
+            app.run()
+        finally:
+            if notifier is not None:
+                notifier.close()
         return app.return_code or 0

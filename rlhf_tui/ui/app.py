@@ -8,6 +8,7 @@ write exported reports, and post their results as messages (messages.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -18,11 +19,16 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import ActiveBinding, Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from rlhf_tui.events import Event
 from rlhf_tui.look import Look
+from rlhf_tui.notify import Notifier, compose
+from rlhf_tui.notify import log as notify_log
 from rlhf_tui.report import build_report, is_inside, render_markdown, write_new_file
+from rlhf_tui.ui.desktop import notification
 from rlhf_tui.ui.live import Batch, LiveLoop, LoopSettings
 from rlhf_tui.ui.messages import BatchWaiting, ExportFinished, RunViewReady
 from rlhf_tui.ui.run_data import RunViewRequest, prepare
@@ -55,6 +61,18 @@ def failed_runs_message(failed: list[RunSnapshot]) -> str:
     return f"{len(failed)} failed {runs}: {named}{more}. n jumps to each problem."
 
 
+class DeliveryProblems(logging.Handler):
+    """`--notify` deliveries that fail, as toasts (the notifier logs them from its own thread)."""
+
+    def __init__(self, app: App) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        severity: SeverityLevel = "error" if record.levelno >= logging.ERROR else "warning"
+        self.app.notify(record.getMessage(), title="Notification", severity=severity, timeout=10, markup=False)
+
+
 class RlhfTop(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "rlhf-top"
@@ -75,10 +93,14 @@ class RlhfTop(App[int]):
     global_notes: reactive[tuple[str, ...]] = reactive(())
     """Problems that belong to no run: unreadable roots, bad rule files, file watching unavailable."""
 
-    def __init__(self, settings: LoopSettings) -> None:
+    def __init__(self, settings: LoopSettings, quiet: bool = False, notifier: Notifier | None = None) -> None:
+        """quiet: no bell and no desktop notification on events; notifier: where else events go (--notify)."""
         super().__init__()
         self.look = Look(monochrome=self.no_color)
         self.settings = settings
+        self.quiet = quiet
+        self.notifier = notifier
+        self._delivery_problems = DeliveryProblems(self)
         self.clock = settings.clock
         self.loop = LiveLoop(settings, notify=lambda: self.post_message(BatchWaiting()))
         self.snapshots: dict[str, RunSnapshot] = {}
@@ -89,6 +111,8 @@ class RlhfTop(App[int]):
         return self.home
 
     def on_mount(self) -> None:
+        if self.notifier is not None:
+            notify_log.addHandler(self._delivery_problems)
         self._read()
         self.set_interval(AGE_SECONDS, self._refresh_ages)
         try:
@@ -97,6 +121,7 @@ class RlhfTop(App[int]):
             pass  # no SIGHUP here (Windows, or not the main thread)
 
     def on_unmount(self) -> None:
+        notify_log.removeHandler(self._delivery_problems)
         self.loop.stop()
         try:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -142,6 +167,19 @@ class RlhfTop(App[int]):
             self.notify(f"{snapshot.name}: {why}", title="Run failed", severity="error", timeout=30, markup=False)
         if isinstance(self.screen, RunScreen):
             self.screen.runs_changed(set(batch.snapshots))
+        if batch.events:
+            self.alert(batch.events)
+
+    def alert(self, events: list[Event]) -> None:
+        """Reach the user who is not looking: the bell and a desktop notification, and `--notify`."""
+        if self.notifier is not None:
+            self.notifier.add(events)
+        if self.quiet or self.is_headless or self._driver is None:
+            return
+        self.bell()
+        for message in compose(events):
+            detail = message.events[0].detail if len(message.events) == 1 else ""
+            self._driver.write(notification(message.title, detail))
 
     def _announce_loaded(self) -> None:
         failed = sorted((s for s in self.snapshots.values() if s.severity == "critical"), key=lambda s: s.name)
