@@ -31,14 +31,13 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from rlhf_tui.core.filesystem import LOCAL, LocalFS, RemoteFS
+from rlhf_tui.core.filesystem import LOCAL, Entry, FileSystem
 from rlhf_tui.core.records import TrackerRun
 from rlhf_tui.core.sources import mlflow, trackio, wandb
 from rlhf_tui.core.sources.sqlite import DatabaseProblem, database
 from rlhf_tui.core.sources.trainer_state import checkpoint_number
 
 DEFAULT_MAX_DEPTH = 6
-FS = LocalFS | RemoteFS
 
 SKIP_DIRS = frozenset(
     {
@@ -143,7 +142,7 @@ def owning_run(directory: str, kind: str, root: str) -> str:
     return directory
 
 
-def _leads_above_a_root(link: str, real_roots: tuple[str, ...], fs: FS) -> bool:
+def _leads_above_a_root(link: str, real_roots: tuple[str, ...], fs: FileSystem) -> bool:
     """A link to `/`, `..` or a root itself would make the walk cover the roots again (or the
     whole filesystem); a link elsewhere (a run kept on another disk) is followed."""
     target = fs.realpath(link)
@@ -154,7 +153,7 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def discover(roots: list[str], max_depth: int = DEFAULT_MAX_DEPTH, fs: FS = LOCAL) -> Found:
+def discover(roots: list[str], max_depth: int = DEFAULT_MAX_DEPTH, fs: FileSystem = LOCAL) -> Found:
     found = Found()
     visited: set[object] = set()
     real_roots = tuple(fs.realpath(root) for root in roots)
@@ -181,7 +180,7 @@ def _walk(
     visited: set[object],
     found: Found,
     real_roots: tuple[str, ...],
-    fs: FS,
+    fs: FileSystem,
 ) -> None:
     try:
         identity = fs.identity(directory)
@@ -287,7 +286,7 @@ def _add_tracked(found: Found, run_dir: str, root: str, artefacts: dict[str, str
     found.tracked[run_dir] = tracked
 
 
-def _subdirs(path: str, fs: FS = LOCAL) -> list:
+def _subdirs(path: str, fs: FileSystem = LOCAL) -> list[Entry]:
     try:
         return sorted((e for e in fs.scandir(path) if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
     except OSError:
@@ -298,14 +297,14 @@ def _not_read_remotely(path: str, what: str, found: Found) -> None:
     found.notes.append(f"{path}: {what} on a remote root is not read (run rlhf-top on that machine, or copy it here)")
 
 
-def _wandb_folder(path: str, root: str, found: Found, fs: FS) -> None:
+def _wandb_folder(path: str, root: str, found: Found, fs: FileSystem) -> None:
     """`wandb/`: its `run-*` and `offline-run-*` folders (`latest-run` is a link to one of them)."""
     for entry in _subdirs(path, fs):
         if entry.name.startswith(WANDB_RUN_PREFIXES):
             _wandb_run(entry.path, root, found, fs)
 
 
-def _wandb_run(run_dir: str, root: str, found: Found, fs: FS) -> None:
+def _wandb_run(run_dir: str, root: str, found: Found, fs: FileSystem) -> None:
     files = os.path.join(run_dir, "files")
     try:
         logs = sorted(e.path for e in fs.scandir(run_dir) if e.name.endswith(".wandb") and e.is_file())
@@ -344,7 +343,7 @@ def _mlflow_run(run_dir: str, root: str, found: Found) -> None:
         _add_tracked(found, run_dir, root, artefacts, Tracked("mlflow", run, launch_dir))
 
 
-def _tracker_root(root: str, found: Found, fs: FS) -> bool:
+def _tracker_root(root: str, found: Found, fs: FileSystem) -> bool:
     """A root that is a tracker's own folder, or a run in it: `rlhf-top report wandb/run-...`."""
     name, parent = os.path.basename(root), os.path.basename(os.path.dirname(root))
     if name == "wandb":
@@ -409,7 +408,7 @@ def _looks_like_a_tracker_database(path: str) -> bool:
     return os.path.basename(path) == "mlflow.db" or os.path.exists(stem + ".lock")
 
 
-def _join_output_dirs(found: Found, fs: FS) -> None:
+def _join_output_dirs(found: Found, fs: FileSystem) -> None:
     """Tracker runs join the trainer output dir their config names, when it is under their root."""
     claims: dict[str, list[str]] = {}
     for run_dir, tracked in found.tracked.items():
@@ -429,7 +428,7 @@ def _join_output_dirs(found: Found, fs: FS) -> None:
             del found.roots[run_dir], found.names[run_dir], found.tracked[run_dir]
 
 
-def _output_dir_run(tracked: Tracked, root: str, found: Found, fs: FS) -> str | None:
+def _output_dir_run(tracked: Tracked, root: str, found: Found, fs: FileSystem) -> str | None:
     output_dir = tracked.run.output_dir
     if not output_dir:
         return None

@@ -33,9 +33,9 @@ import re
 import socket
 import stat
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 # scheme -> (module, extra that installs it, object store: listed whole per pass)
 BACKENDS = {
@@ -52,30 +52,118 @@ _FILE_PROBLEMS = {"SFTPNoSuchFile": FileNotFoundError, "SFTPNoSuchPath": FileNot
                   "SFTPPermissionDenied": PermissionError, "SFTPNotADirectory": NotADirectoryError}
 
 
+class Entry(Protocol):
+    """A directory entry: `os.DirEntry`, or a remote listing's."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool: ...
+
+    def is_file(self, *, follow_symlinks: bool = True) -> bool: ...
+
+    def is_symlink(self) -> bool: ...
+
+
+class Stat(Protocol):
+    """What discovery and tailing read of a stat: `os.stat_result`, or `RemoteStat`."""
+
+    @property
+    def st_mode(self) -> int: ...
+
+    @property
+    def st_size(self) -> int: ...
+
+    @property
+    def st_mtime(self) -> float: ...
+
+    @property
+    def st_mtime_ns(self) -> int: ...
+
+    @property
+    def st_dev(self) -> int: ...
+
+    @property
+    def st_ino(self) -> int: ...
+
+
+class Reader(Protocol):
+    def seek(self, offset: int) -> object: ...
+
+    def read(self, length: int = -1) -> bytes: ...
+
+    def __enter__(self) -> Reader: ...
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any, /) -> object: ...
+
+
+class FileSystem(Protocol):
+    """Everything discovery and tailing ask of the files they look at."""
+
+    remote: bool
+
+    def scandir(self, path: str) -> Iterable[Entry]: ...
+
+    def stat(self, path: str) -> Stat: ...
+
+    def open(self, path: str) -> Reader: ...
+
+    def isdir(self, path: str) -> bool: ...
+
+    def isfile(self, path: str) -> bool: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def islink(self, path: str) -> bool: ...
+
+    def realpath(self, path: str) -> str: ...
+
+    def normpath(self, path: str) -> str: ...
+
+    def identity(self, path: str) -> object: ...
+
+
 class LocalFS:
     """This machine's files, through `os`."""
 
     remote = False
-    scandir = staticmethod(os.scandir)
-    stat = staticmethod(os.stat)
-    isdir = staticmethod(os.path.isdir)
-    isfile = staticmethod(os.path.isfile)
-    exists = staticmethod(os.path.exists)
-    islink = staticmethod(os.path.islink)
-    realpath = staticmethod(os.path.realpath)
-    normpath = staticmethod(os.path.normpath)
 
-    @staticmethod
-    def open(path: str) -> BinaryIO:
+    def scandir(self, path: str) -> Iterator[os.DirEntry[str]]:
+        return os.scandir(path)
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
+
+    def open(self, path: str) -> BinaryIO:
         return open(path, "rb")
 
-    @staticmethod
-    def identity(path: str) -> object:
+    def isdir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def isfile(self, path: str) -> bool:
+        return os.path.isfile(path)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def islink(self, path: str) -> bool:
+        return os.path.islink(path)
+
+    def realpath(self, path: str) -> str:
+        return os.path.realpath(path)
+
+    def normpath(self, path: str) -> str:
+        return os.path.normpath(path)
+
+    def identity(self, path: str) -> object:
         st = os.stat(path)
         return (st.st_dev, st.st_ino)
 
 
-LOCAL = LocalFS()
+LOCAL: FileSystem = LocalFS()
 
 
 def is_remote(root: str) -> bool:
@@ -121,10 +209,10 @@ class RemoteEntry:
         self._kind = kind
         self._link = link
 
-    def is_dir(self, follow_symlinks: bool = True) -> bool:
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
         return self._kind == "directory" and (follow_symlinks or not self._link)
 
-    def is_file(self, follow_symlinks: bool = True) -> bool:
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
         return self._kind == "file" and (follow_symlinks or not self._link)
 
     def is_symlink(self) -> bool:
@@ -193,10 +281,14 @@ class RemoteFS:
                 self._fs = backend.SSHFileSystem(self.host, **self._ssh_options())
             elif module == "s3fs":
                 self._fs = backend.S3FileSystem(**self._s3_options())
+                self._fs.retries = 2  # the root's thread retries with backoff itself, not five times here
             else:
                 self._fs = backend.GCSFileSystem(**{"skip_instance_cache": True, **self.options})
             self.requests += 1
             info = self._fs.info(self.native_root)
+            if not self.object_store and info.get("type") == "directory":
+                self.requests += 1
+                self._fs.ls(self.native_root, detail=False)  # may the remote user list it?
         except Exception as exc:  # noqa: BLE001 - every failure becomes the root's one-line state
             self._fs = None
             raise Unreachable(*explain(exc, self, connecting=True)) from None
@@ -219,8 +311,7 @@ class RemoteFS:
         return {**options, **self.options}
 
     def _s3_options(self) -> dict[str, Any]:
-        # The root's thread retries with backoff itself: one quick retry here, not s3fs's five.
-        options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False, "retries": 2}
+        options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
         config = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": 30, "retries": {"max_attempts": 2}}
         config.update(self.options.get("config_kwargs") or {})
         return {**options, **self.options, "config_kwargs": config}
@@ -366,7 +457,7 @@ class RangeReader:
     def seek(self, offset: int) -> None:
         self._offset = offset
 
-    def read(self, length: int) -> bytes:
+    def read(self, length: int = -1) -> bytes:
         data = self._fs.read_range(self._native, self._offset, length)
         self._offset += len(data)
         return data
@@ -374,7 +465,7 @@ class RangeReader:
     def __enter__(self) -> RangeReader:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, kind: Any, value: Any, traceback: Any, /) -> None:
         return None
 
 
@@ -434,6 +525,10 @@ def explain(exc: BaseException, fs: RemoteFS, connecting: bool = False) -> tuple
     if name == "HostKeyNotVerifiable":
         return (f"{where}: host key of {host} is not in known_hosts, or does not match it (connect once with "
                 f"`ssh {host}` to check and accept it)"), True
+    if name == "SFTPPermissionDenied":
+        return f"{where}: permission denied on {host} (the remote user may not read it: check its rights)", False
+    if name == "SFTPNoSuchFile" or (isinstance(exc, FileNotFoundError) and not connecting):
+        return f"{where}: no such directory on {host} (check the path; it must be absolute)", False
     if name == "PermissionDenied" or type(cause).__name__ == "PermissionDenied" or (connecting and isinstance(exc, PermissionError)):
         return (f"{where}: {host} refused our keys ({text}; load your key with ssh-add, or set IdentityFile in "
                 "~/.ssh/config, and check the server's authorized_keys)"), True
@@ -443,7 +538,7 @@ def explain(exc: BaseException, fs: RemoteFS, connecting: bool = False) -> tuple
         return f"{where}: permission denied on {host} (the remote user may not read it: check its rights)", False
     if isinstance(exc, (TimeoutError, socket.timeout)) or name in ("FSTimeoutError", "TimeoutError"):
         return f"{where}: no answer from {host} (host down or unreachable; check ProxyJump or the VPN)", False
-    if name in ("ConnectionLost", "DisconnectError", "ChannelOpenError") or isinstance(exc, (ConnectionError, EOFError)):
+    if name in ("ConnectionLost", "DisconnectError", "ChannelOpenError", "SFTPNoConnection", "SFTPConnectionLost") or isinstance(exc, (ConnectionError, EOFError)):
         return f"{where}: connection to {host} lost ({text}); reconnecting", False
     return f"{where}: {name}: {text}", False
 

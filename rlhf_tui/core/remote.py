@@ -145,8 +145,9 @@ class RemoteFollower:
             self.inner.offset = 0
             self.inner.lost = False
         self._started = generation
+        result: TailRead | None
         if isinstance(self.inner, FileTail):
-            result: TailRead | None = self.inner.read(budget)
+            result = self.inner.read(budget)
             result.pending = False  # the root's thread reads the rest once this is taken
         else:
             result = self.inner.read_if_changed()
@@ -183,6 +184,7 @@ class RemoteRoot:
         self.found: Found | None = None  # the latest discovery
         self.directories: set[str] = set()  # every directory that discovery listed
         self.discoveries = 0
+        self.passes = 0  # passes that reached the root
         self.failures = 0
         self._state = "connecting"
         self._message: str | None = None
@@ -270,6 +272,7 @@ class RemoteRoot:
                 changed = self._fetch()
                 self._set_state("connected")
                 self.failures = 0
+                self.passes += 1
                 quiet_limit = self.settings.poll_seconds * QUIET_BACKOFF
                 interval = self.settings.poll_seconds if changed else min(interval * 2, quiet_limit)
                 wait = interval
@@ -308,17 +311,19 @@ class RemoteRoot:
         with self._lock:
             followers = [(path, f) for path, f in self._followers.items() if not f.waiting]
         budget = PASS_BUDGET
-        ready = []
-        for path, follower in sorted(followers, key=lambda item: item[0]):
-            if budget <= 0:
-                break
-            got = follower.fetch(min(FILE_BUDGET, budget))
-            if got:
-                budget -= got
-                ready.append(path)
-        if ready:
-            with self._lock:
-                self._ready.update(path for path in ready if path in self._followers)
-            if self.on_change is not None:
+        fetched = False
+        try:
+            for path, follower in sorted(followers, key=lambda item: item[0]):
+                if budget <= 0:
+                    break
+                got = follower.fetch(min(FILE_BUDGET, budget))
+                if got:
+                    budget -= got
+                    fetched = True
+                    with self._lock:  # at once: a failure later in the pass must not strand this read
+                        if path in self._followers:
+                            self._ready.add(path)
+        finally:
+            if fetched and self.on_change is not None:
                 self.on_change()
-        return bool(ready)
+        return fetched

@@ -12,7 +12,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from rlhf_tui.core.filesystem import LOCAL, LocalFS, RemoteFS, RemoteStat
+from rlhf_tui.core.filesystem import LOCAL, FileSystem, Stat
 
 SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -26,14 +26,14 @@ class TailRead:
     missing: bool = False
 
 
-def _identity(st: os.stat_result | RemoteStat) -> tuple[int, int]:
+def _identity(st: Stat) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
 class FileTail:
     """Follows one append-only file."""
 
-    def __init__(self, path: str, fs: LocalFS | RemoteFS = LOCAL) -> None:
+    def __init__(self, path: str, fs: FileSystem = LOCAL) -> None:
         self.path = path
         self.fs = fs
         self.offset = 0
@@ -90,7 +90,7 @@ class FileTail:
 class Snapshot:
     """A whole-file document that is rewritten in place (trainer_state.json, postmortem.json)."""
 
-    def __init__(self, path: str, fs: LocalFS | RemoteFS = LOCAL) -> None:
+    def __init__(self, path: str, fs: FileSystem = LOCAL) -> None:
         self.path = path
         self.fs = fs
         self.signature: tuple[int, int, int, int] | None = None
@@ -124,5 +124,5 @@ class Snapshot:
         return TailRead(data=data, reset=True)
 
 
-def _is_regular(st: os.stat_result | RemoteStat) -> bool:
+def _is_regular(st: Stat) -> bool:
     return stat.S_ISREG(st.st_mode)

@@ -30,7 +30,13 @@ def launch(roots: list[str], args: argparse.Namespace) -> int:
             from rlhf_tui.demo import LiveDemo
 
             roots = [stack.enter_context(LiveDemo())]
-        settings = LoopSettings(roots=roots, depth=args.depth, rules_dir=args.rules, poll_seconds=args.poll)
+        settings = LoopSettings(
+            roots=roots,
+            depth=args.depth,
+            rules_dir=args.rules,
+            poll_seconds=args.poll,
+            storage_options=getattr(args, "storage_options", {}),
+        )
         app = RlhfTop(settings)
         app.run()
         return app.return_code or 0

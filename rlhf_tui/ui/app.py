@@ -23,6 +23,7 @@ from textual.screen import Screen
 
 from rlhf_tui.look import Look
 from rlhf_tui.report import build_report, is_inside, render_markdown, write_new_file
+from rlhf_tui.core.remote import RootStatus
 from rlhf_tui.ui.live import Batch, LiveLoop, LoopSettings
 from rlhf_tui.ui.messages import BatchWaiting, ExportFinished, RunViewReady
 from rlhf_tui.ui.run_data import RunViewRequest, prepare
@@ -74,6 +75,8 @@ class RlhfTop(App[int]):
     """No new data is read until the user resumes (`p`)."""
     global_notes: reactive[tuple[str, ...]] = reactive(())
     """Problems that belong to no run: unreadable roots, bad rule files, file watching unavailable."""
+    root_states: reactive[tuple[RootStatus, ...]] = reactive(())
+    """Where each remote root stands: connected, retrying in N s, auth failed."""
 
     def __init__(self, settings: LoopSettings) -> None:
         super().__init__()
@@ -120,6 +123,8 @@ class RlhfTop(App[int]):
     def apply(self, batch: Batch) -> None:
         for error in batch.errors:
             self.notify(error, title="rlhf-top", severity="error", timeout=15, markup=False)
+        if batch.roots is not None:
+            self.root_states = tuple(batch.roots)
         if batch.notes is not None:
             self.global_notes = tuple(batch.notes)
             if batch.notes and self.loaded:

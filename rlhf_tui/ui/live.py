@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_tui.core.discover import classify
+from rlhf_tui.core.remote import POLL_SECONDS, RemoteSettings, RootStatus
 from rlhf_tui.core.run import Run
 from rlhf_tui.session import Session, open_session
 from rlhf_tui.core.watch import ChangeFeed
@@ -41,6 +42,7 @@ class Batch:
     notes: list[str] | None = None  # global problems, when they changed
     loaded: bool = False  # the cold start finished
     errors: list[str] = field(default_factory=list)  # loop failures the user should see
+    roots: list[RootStatus] | None = None  # remote roots' connection states, when they changed
 
 
 @dataclass
@@ -48,8 +50,9 @@ class LoopSettings:
     roots: list[str]
     depth: int = 6
     rules_dir: Path | None = None
-    poll_seconds: float | None = None  # poll only, no inotify
+    poll_seconds: float | None = None  # poll only, no inotify (and how often remote roots are polled)
     clock: Callable[[], float] = time.time
+    storage_options: dict = field(default_factory=dict)  # for remote roots (fsspec)
 
 
 class LiveLoop:
@@ -69,6 +72,7 @@ class LiveLoop:
         self._known: set[str] = set()
         self._known_dirs: set[str] = set()
         self._notes: list[str] = []
+        self._root_labels: list[tuple[str, str]] = []
 
     # --- what the UI thread calls ----------------------------------------------------------
 
@@ -107,12 +111,15 @@ class LiveLoop:
         settings = self.settings
         feed = None
         try:
+            remote = RemoteSettings(settings.storage_options, settings.poll_seconds or POLL_SECONDS)
             self.session = open_session(
-                settings.roots, max_depth=settings.depth, rules_dir=settings.rules_dir, clock=settings.clock
+                settings.roots, max_depth=settings.depth, rules_dir=settings.rules_dir, clock=settings.clock, remote=remote
             )
-            self.session.monitor.pass_budget = PASS_BUDGET
-            if settings.poll_seconds is None:
-                feed = ChangeFeed(self.session.monitor.roots, on_change=self._wake.set)
+            monitor = self.session.monitor
+            monitor.pass_budget = PASS_BUDGET
+            monitor.on_remote_change = self._wake.set
+            if settings.poll_seconds is None and monitor.local_roots:
+                feed = ChangeFeed(monitor.local_roots, on_change=self._wake.set)
                 feed.start()
             self._cold_start()
             self._follow(feed)
@@ -121,6 +128,8 @@ class LiveLoop:
         finally:
             if feed is not None:
                 feed.stop()
+            if self.session is not None:
+                self.session.close()
 
     def _cold_start(self) -> None:
         session = self.session
@@ -217,6 +226,7 @@ class LiveLoop:
         now = self.settings.clock()
         snapshots = {}
         notes = None
+        roots = None
         if self.session is not None:
             with self.lock:
                 visible = set(self.session.runs()) if changed else set()
@@ -226,12 +236,18 @@ class LiveLoop:
                 current = [one_line(note, 500) for note in self.session.notes]
             if current != self._notes:
                 self._notes = notes = current
-        if not snapshots and notes is None and not loaded and error is None:
+            statuses = self.session.monitor.root_status()
+            labels = [(status.root, status.label(now)) for status in statuses]
+            if labels != self._root_labels:
+                self._root_labels, roots = labels, statuses
+        if not snapshots and notes is None and roots is None and not loaded and error is None:
             return
         with self._outbox_lock:
             self._outbox.snapshots.update(snapshots)
             if notes is not None:
                 self._outbox.notes = notes
+            if roots is not None:
+                self._outbox.roots = roots
             self._outbox.loaded |= loaded
             if error is not None:
                 self._outbox.errors.append(error)

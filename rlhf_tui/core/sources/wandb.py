@@ -43,7 +43,7 @@ import orjson
 import yaml
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
-from rlhf_tui.core.filesystem import LOCAL, LocalFS, RemoteFS
+from rlhf_tui.core.filesystem import LOCAL, FileSystem
 from rlhf_tui.core.metrics import SUMMARY_KEYS, split_phase
 from rlhf_tui.core.records import Crash, Record, Update
 from rlhf_tui.core.sources import protobuf as pb
@@ -654,7 +654,7 @@ class _Peek:
 _peeks: dict[str, _Peek] = {}
 
 
-def run_info(transaction_log: str | None, config_yaml: str | None = None, fs: LocalFS | RemoteFS = LOCAL) -> RunInfo:
+def run_info(transaction_log: str | None, config_yaml: str | None = None, fs: FileSystem = LOCAL) -> RunInfo:
     """Project, run name, id and `output_dir` of a W&B run, from the first records of its `.wandb`,
     or from `files/config.yaml` when there is no `.wandb`. Each call reads only what was appended
     since the last one, and nothing past the first MiB."""
@@ -683,7 +683,7 @@ def run_info(transaction_log: str | None, config_yaml: str | None = None, fs: Lo
     return dataclasses.replace(peek.info)
 
 
-def _output_dir_from_yaml(path: str, fs: LocalFS | RemoteFS) -> str | None:
+def _output_dir_from_yaml(path: str, fs: FileSystem) -> str | None:
     try:
         with fs.open(path) as handle:
             update = read_config_yaml(handle.read(PEEK_BYTES))
