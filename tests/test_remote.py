@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import needs
-from remote_servers import ALIAS, Relay, S3Server, Sshd, no_aws_environment, sshd_path
+from remote_servers import ALIAS, Relay, Sshd, sshd_path
 
 from rlhf_tui.core import remote as remote_module
 from rlhf_tui.core.filesystem import RemoteFS, explain
@@ -76,30 +76,6 @@ def quick_retries(monkeypatch):
     monkeypatch.setattr(remote_module, "RETRY_FIRST_SECONDS", 0.1)
     monkeypatch.setattr(remote_module, "RETRY_MAX_SECONDS", 0.5)
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-
-
-@pytest.fixture
-def sshd(tmp_path):
-    needs.module("sshfs", "pip install -e '.[ssh]'")
-    if sshd_path() is None:
-        needs.command("sshd", "apt-get install openssh-server")
-    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
-        needs.command("/run/sshd (sshd's privilege separation directory: mkdir -p /run/sshd)", "as .ci/run does")
-    server = Sshd(tmp_path / "sshd")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    needs.module("s3fs", "pip install -e '.[s3]'")
-    needs.module("moto.server", "pip install -e '.[test]'")
-    no_aws_environment(monkeypatch)
-    server = S3Server()
-    server.start()
-    yield server
-    server.stop()
 
 
 def bucket_name() -> str:

@@ -180,6 +180,21 @@ def missing_backend(root: str) -> str | None:
     return None
 
 
+def scheme_options(options: dict[str, Any], scheme: str) -> dict[str, Any]:
+    """The storage options for one scheme's roots: `KEY` applies to every remote root, `SCHEME.KEY`
+    (`s3.endpoint_url`, `ssh.config`) only to that scheme's, so ssh and s3 roots can be given together."""
+    module = BACKENDS[scheme][0]
+    chosen = {}
+    for key, value in options.items():
+        prefix, dot, name = key.partition(".")
+        if dot and prefix in BACKENDS:
+            if BACKENDS[prefix][0] == module:
+                chosen[name] = value
+        elif key not in chosen:
+            chosen[key] = value
+    return chosen
+
+
 class Unreachable(Exception):
     """The root cannot be reached now; `message` says why and what to do, `auth` that it was refused."""
 
@@ -227,7 +242,7 @@ class RemoteFS:
     def __init__(self, root: str, options: dict[str, Any] | None = None) -> None:
         parts = urllib.parse.urlsplit(root)
         self.scheme = parts.scheme
-        self.options = dict(options or {})
+        self.options = scheme_options(options or {}, self.scheme)
         self.object_store = BACKENDS[self.scheme][2]
         if self.object_store:
             self.prefix = f"{self.scheme}://"
