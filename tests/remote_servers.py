@@ -264,6 +264,8 @@ class Relay:
             except OSError:
                 client.close()
                 continue
+            for sock in (client, server):  # relay each write at once, as the network would
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
