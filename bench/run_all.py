@@ -129,6 +129,22 @@ def latency(out: str) -> list[Figure]:
     return [Figure(what, f"median {median:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms", "< 300 ms (p95)", p95 < 300)]
 
 
+def remote(out: str) -> list[Figure]:
+    poll = re.search(r"poll every ([\d.]+) s", out)
+    runs = re.search(r"^(\d+) remote runs", out, re.M)
+    figures = []
+    for server, cold, quiet_req, quiet_kib, active_req, active_kib, p50, p95 in re.findall(
+        r"^(ssh|s3) \(.*?\)\s+([\d.]+)s\s+(\d+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)\s+(\d+)ms\s+(\d+)ms", out, re.M
+    ):
+        count = runs.group(1) if runs else "?"
+        budget = float(poll.group(1)) + 1 if poll else 3.0
+        figures.append(Figure(f"{server}: append -> model, {count} runs", f"median {p50} ms, p95 {p95} ms",
+                              f"< poll + 1 s ({budget:g} s, p95)", number(p95) < budget * 1000))
+        figures.append(Figure(f"{server}: {count} quiet runs", f"{quiet_req} requests/min, {quiet_kib} KiB/min"))
+        figures.append(Figure(f"{server}: {count} runs, some appending", f"{active_req} requests/min, {active_kib} KiB/min"))
+    return figures
+
+
 def report(out: str) -> list[Figure]:
     figures = []
     for kind, best, median in re.findall(r"^rlhf-top report, ([^:]+): best ([\d.]+) s, median ([\d.]+) s", out, re.M):
@@ -221,6 +237,7 @@ BENCHES = [
     Bench("tui", ["--runs", "50", "--live", "5", "--seconds", "5"], [], tui),
     Bench("watch", ["--settle", "10", "--seconds", "20", "--events", "3"], [], watch),
     Bench("calibration", [], [], calibration),
+    Bench("remote", ["--runs", "50", "--live", "5", "--seconds", "10"], ["--runs", "50", "--live", "5", "--seconds", "60"], remote),
 ]
 
 

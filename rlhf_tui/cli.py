@@ -19,6 +19,49 @@ def default_roots() -> list[str]:
     return ["./runs"] if os.path.isdir("./runs") else ["."]
 
 
+def storage_options(pairs: list[str] | None) -> dict[str, object]:
+    """`--storage-option KEY=VALUE`s: a VALUE that is JSON (true, 5, {...}) is read as JSON, else as text."""
+    options: dict[str, object] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option wants KEY=VALUE, not {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def root_problems(roots: list[str]) -> list[str]:
+    """Why roots cannot be watched: a local one that is not a directory, a remote one whose package is missing."""
+    from rlhf_tui.core.filesystem import is_remote, missing_backend
+
+    problems = []
+    for root in roots:
+        if is_remote(root):
+            problem = missing_backend(root)
+            if problem:
+                problems.append(problem)
+        elif not os.path.isdir(root):
+            problems.append(f"not a directory: {root}")
+    return problems
+
+
+ROOTS_HELP = (
+    "directories to search for runs (default ./runs, else .); also ssh://host/path, s3://bucket/prefix, gs://bucket/prefix"
+)
+
+
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an fsspec option for ssh://, s3:// and gs:// roots (endpoint_url=http://minio:9000, anon=true, ...)",
+    )
+
+
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlhf-top",
@@ -27,7 +70,7 @@ def main_parser() -> argparse.ArgumentParser:
         "rlhf-top watch ROOTS --notify URL alerts you without a screen; "
         "rlhf-top serve ROOTS shows this app in a browser. Each has its own --help.",
     )
-    parser.add_argument("roots", nargs="*", help="directories to search for runs (default ./runs, else .)")
+    parser.add_argument("roots", nargs="*", help=ROOTS_HELP)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="print one table of all runs and exit")
     mode.add_argument("--json", action="store_true", help="print all runs as JSON and exit")
@@ -52,7 +95,10 @@ def main_parser() -> argparse.ArgumentParser:
 
 
 def add_following_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--poll", type=float, metavar="SECONDS", help="poll files instead of inotify (NFS/Lustre)")
+    parser.add_argument(
+        "--poll", type=float, metavar="SECONDS", help="poll files instead of inotify (NFS/Lustre); remote roots' interval"
+    )
+    add_storage_option(parser)
     parser.add_argument("--rules", type=Path, metavar="DIR", help="directory of your own rule files (YAML)")
     parser.add_argument("--depth", type=int, default=6, help="how deep to search for runs (default 6)")
 
@@ -92,7 +138,7 @@ examples:
   rlhf-top watch ./runs --dry-run
 URLs: https://github.com/caronc/apprise/wiki""",
     )
-    parser.add_argument("roots", nargs="*", help="directories to search for runs (default ./runs, else .)")
+    parser.add_argument("roots", nargs="*", help=ROOTS_HELP)
     parser.add_argument(
         "--notify",
         action="append",
@@ -125,7 +171,7 @@ It listens on 127.0.0.1 only by default. --host 0.0.0.0 (or any address other th
 your runs, their configs and tracebacks to everyone who can reach that address: there is no login.
 Behind a proxy or a tunnel to another port, give the address browsers use with --public-url.""",
     )
-    parser.add_argument("roots", nargs="*", help="directories to search for runs (default ./runs, else .)")
+    parser.add_argument("roots", nargs="*", help=ROOTS_HELP)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--public-url", metavar="URL", help="the address browsers reach it at (default http://HOST:PORT)")
@@ -138,11 +184,12 @@ def report_parser() -> argparse.ArgumentParser:
         prog="rlhf-top report",
         description="Write the RLHF Run Diagnostic Report (Markdown) for one run directory.",
     )
-    parser.add_argument("run_dir", help="the run directory")
+    parser.add_argument("run_dir", help="the run directory (or ssh://host/path, s3://bucket/prefix)")
     parser.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
     parser.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     parser.add_argument("--json", action="store_true", help="the same content as JSON")
     parser.add_argument("--rules", type=Path, metavar="DIR", help="directory of your own rule files (YAML)")
+    add_storage_option(parser)
     return parser
 
 
@@ -167,10 +214,14 @@ def _main(argv: list[str]) -> int:
     if args.poll is not None and args.poll <= 0:
         parser.error("--poll needs a positive number of seconds")
     roots = args.roots or default_roots()
+    try:
+        args.storage_options = storage_options(args.storage_option)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not getattr(args, "demo", False):
-        missing = [r for r in roots if not os.path.isdir(r)]
-        if missing:
-            print(f"{parser.prog}: not a directory: {', '.join(missing)}", file=sys.stderr)
+        problems = root_problems(roots)
+        if problems:
+            print(f"{parser.prog}: {'; '.join(problems)}", file=sys.stderr)
             return EXIT_USAGE
     if argv and argv[0] == "watch":
         if not args.notify and not args.dry_run:
@@ -190,32 +241,48 @@ def _main(argv: list[str]) -> int:
 
 
 def run_headless(roots: list[str], args: argparse.Namespace) -> int:
+    from rlhf_tui.core.remote import RemoteSettings
     from rlhf_tui.session import open_session
     from rlhf_tui.headless import print_json, print_table
 
-    session = open_session(roots, max_depth=args.depth, rules_dir=args.rules)
-    session.load()
-    if args.json:
-        print_json(session)
-    else:
-        print_table(session, color_system=args.color_system)
-    return EXIT_PROBLEM if session.has_problems() else EXIT_OK
+    remote = RemoteSettings(args.storage_options, args.poll or RemoteSettings.poll_seconds)
+    session = open_session(roots, max_depth=args.depth, rules_dir=args.rules, remote=remote)
+    try:
+        session.load()
+        if args.json:
+            print_json(session)
+        else:
+            print_table(session, color_system=args.color_system)
+        unreachable = any(status.state != "connected" for status in session.monitor.root_status())
+        return EXIT_PROBLEM if session.has_problems() or unreachable else EXIT_OK
+    finally:
+        session.close()
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from rlhf_tui.core.remote import RemoteSettings
     from rlhf_tui.session import open_session
     from rlhf_tui.report import build_report, is_inside, render_json, render_markdown, write_new_file
 
-    if not os.path.isdir(args.run_dir):
-        print(f"rlhf-top report: not a directory: {args.run_dir}", file=sys.stderr)
+    try:
+        options = storage_options(args.storage_option)
+    except ValueError as exc:
+        report_parser().error(str(exc))
+    problems = root_problems([args.run_dir])
+    if problems:
+        print(f"rlhf-top report: {problems[0]}", file=sys.stderr)
         return EXIT_USAGE
-    session = open_session([args.run_dir], rules_dir=args.rules)
-    session.load()
+    session = open_session([args.run_dir], rules_dir=args.rules, remote=RemoteSettings(options))
+    try:
+        session.load()
+    finally:
+        session.close()
     runs = session.runs()
     if not runs:
-        print(f"rlhf-top report: no run found in {args.run_dir}", file=sys.stderr)
+        problem = "; ".join(session.notes) or f"no run found in {args.run_dir}"
+        print(f"rlhf-top report: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    run = min(runs, key=lambda r: len(os.path.relpath(r.path, os.path.abspath(args.run_dir))))
+    run = min(runs, key=lambda r: len(os.path.relpath(r.path, session.monitor.roots[0])))
     report = build_report(run, session.diagnosis(run))
     text = json.dumps(render_json(report), indent=2) + "\n" if args.json else render_markdown(report)
     if args.output is None:

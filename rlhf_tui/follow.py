@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_tui.core.discover import classify
+from rlhf_tui.core.remote import POLL_SECONDS, RemoteSettings
 from rlhf_tui.core.run import Run
 from rlhf_tui.core.watch import ChangeFeed
 from rlhf_tui.events import Event, EventTracker
@@ -38,8 +39,9 @@ class LoopSettings:
     roots: list[str]
     depth: int = 6
     rules_dir: Path | None = None
-    poll_seconds: float | None = None  # poll only, no inotify
+    poll_seconds: float | None = None  # poll only, no inotify (and how often remote roots are polled)
     clock: Callable[[], float] = time.time
+    storage_options: dict = field(default_factory=dict)  # for remote roots (fsspec)
 
 
 @dataclass
@@ -84,12 +86,15 @@ class Follower:
         settings = self.settings
         feed = None
         try:
+            remote = RemoteSettings(settings.storage_options, settings.poll_seconds or POLL_SECONDS)
             self.session = open_session(
-                settings.roots, max_depth=settings.depth, rules_dir=settings.rules_dir, clock=settings.clock
+                settings.roots, max_depth=settings.depth, rules_dir=settings.rules_dir, clock=settings.clock, remote=remote
             )
-            self.session.monitor.pass_budget = PASS_BUDGET
-            if settings.poll_seconds is None:
-                feed = ChangeFeed(self.session.monitor.roots, on_change=self._wake.set)
+            monitor = self.session.monitor
+            monitor.pass_budget = PASS_BUDGET
+            monitor.on_remote_change = self._wake.set
+            if settings.poll_seconds is None and monitor.local_roots:
+                feed = ChangeFeed(monitor.local_roots, on_change=self._wake.set)
                 feed.start()
             self._cold_start()
             self._follow(feed)
@@ -98,6 +103,8 @@ class Follower:
         finally:
             if feed is not None:
                 feed.stop()
+            if self.session is not None:
+                self.session.close()
 
     def _cold_start(self) -> None:
         session = self.session

@@ -52,13 +52,32 @@ def print_table(session: Session, color_system: str = "auto") -> None:
         console.print(Text(f"no runs found under {', '.join(session.monitor.roots)}"))
     else:
         console.print(table)
+    now = session.clock()
+    for status in session.monitor.root_status():
+        requests, transferred = status.per_minute()
+        console.print(Text(
+            f"root {one_line(status.root)}: {status.label(now)} ({status.requests} requests, "
+            f"{format_bytes(status.bytes)} read; {requests:.0f} requests/min)",
+            style="dim" if status.state == "connected" else look.style("high"),
+        ))
     for note in session.notes:
         console.print(Text(f"note: {one_line(note, 500)}", style="dim"))
 
 
+def format_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def print_json(session: Session) -> None:
+    now = session.clock()
     document = {
         "roots": session.monitor.roots,
+        "connections": [status.as_json(now) for status in session.monitor.root_status()],
         "runs": [row.as_json() for row in rows(session)],
         "notes": session.notes,
     }

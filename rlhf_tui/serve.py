@@ -21,6 +21,8 @@ def app_command(roots: list[str], args: argparse.Namespace) -> str:
         command += ["--rules", str(args.rules)]
     if args.poll is not None:
         command += ["--poll", str(args.poll)]
+    for option in args.storage_option or []:
+        command += ["--storage-option", option]
     return shlex.join(command)
 
 

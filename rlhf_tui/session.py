@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH
 from rlhf_tui.core.monitor import Monitor
+from rlhf_tui.core.remote import RemoteSettings
 from rlhf_tui.core.run import ProcessProbe, Run
 from rlhf_tui.rules import Diagnosis, Diagnostics, load_rules, run_status, severity
 
@@ -25,10 +26,13 @@ class Session:
         rules_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         process_probe: ProcessProbe | None = None,
+        remote: RemoteSettings | None = None,
     ) -> None:
         self.clock = clock
         self.rules, self.rule_errors = load_rules(rules_dir)
-        self.monitor = Monitor(roots, max_depth=max_depth, analyze=self._analyze, process_probe=process_probe)
+        self.monitor = Monitor(
+            roots, max_depth=max_depth, analyze=self._analyze, process_probe=process_probe, remote=remote
+        )
         self._engines: dict[Run, Diagnostics] = {}
         self._diagnoses: dict[Run, Diagnosis] = {}
 
@@ -84,6 +88,10 @@ class Session:
     def has_problems(self) -> bool:
         return any(self.diagnosis(run).status.severity in severity.PROBLEM for run in self.runs())
 
+    def close(self) -> None:
+        """Stop following (remote roots have threads of their own)."""
+        self.monitor.close()
+
 
 def open_session(
     roots: Iterable[str],
@@ -91,6 +99,8 @@ def open_session(
     rules_dir: Path | None = None,
     clock: Callable[[], float] = time.time,
     process_probe: ProcessProbe | None = None,
+    remote: RemoteSettings | None = None,
 ) -> Session:
-    """A session over `roots`; `clock` and `process_probe` are for callers that replay the past."""
-    return Session(roots, max_depth, rules_dir, clock, process_probe)
+    """A session over `roots`; `clock` and `process_probe` are for callers that replay the past,
+    `remote` says how roots on other machines are reached."""
+    return Session(roots, max_depth, rules_dir, clock, process_probe, remote)

@@ -48,7 +48,13 @@ def run_watch(roots: list[str], args: argparse.Namespace) -> int:
     notifier = Notifier(destinations, on_done=(lambda message: state.sent(message.events)) if state else None)
     watch = _Watch(roots, EventTracker(state.runs if state else None, kinds), state, notifier)
     follower = Follower(
-        LoopSettings(roots=roots, depth=args.depth, rules_dir=args.rules, poll_seconds=args.poll),
+        LoopSettings(
+            roots=roots,
+            depth=args.depth,
+            rules_dir=args.rules,
+            poll_seconds=args.poll,
+            storage_options=args.storage_options,
+        ),
         watch.on_pass,
         watch.tracker,
     )

@@ -9,6 +9,10 @@ The roots hold the real TRL runs, the tracker stores real runs wrote (W&B logs, 
 MLflow SQLite database, an MLflow file store) and the other trainers' logs; the headless commands
 also run while a writer holds the Trackio database open in WAL mode with rows not yet
 checkpointed, when SQLite would create or touch `-wal`/`-shm` files if it were let.
+
+Remote roots too: the same runs served by a real `sshd` and uploaded to an S3 server are followed by
+a TUI session and the headless commands; the files behind the sshd are fingerprinted as above, the
+S3 objects by key, size, ETag, modification time and SHA-256 of their content, before and after.
 """
 
 from __future__ import annotations
@@ -164,3 +168,45 @@ def test_headless_commands_change_nothing_while_a_writer_holds_a_wal_database(ro
         assert fingerprint(roots) == before
     finally:
         writer.close()
+
+
+def s3_fingerprint(client, bucket: str) -> dict[str, tuple]:
+    found = {}
+    for key, info in client.find(bucket, detail=True, withdirs=True).items():
+        digest = hashlib.sha256(client.cat_file(key)).hexdigest() if info["type"] == "file" else None
+        found[key] = (info["type"], info.get("size"), info.get("ETag"), str(info.get("LastModified")), digest)
+    return found
+
+
+async def test_remote_roots_are_only_read_by_a_tui_session_and_the_headless_commands(roots, sshd, s3, tmp_path, monkeypatch):
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    client = s3.client()
+    client.mkdir("readonly")
+    client.put(f"{roots}/", "readonly/runs", recursive=True)
+    ssh_root, s3_root = sshd.url(roots), "s3://readonly/runs"
+    served, stored = fingerprint(roots), s3_fingerprint(client, "readonly")
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    options = {**{f"ssh.{k}": v for k, v in sshd.options().items()}, **{f"s3.{k}": v for k, v in s3.options().items()}}
+    settings = LoopSettings(roots=[ssh_root, s3_root], poll_seconds=0.2, storage_options=options)
+    app = RlhfTop(settings)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.home.query_one(RunsTable)
+        # 12 runs on each root: the 4 tracker runs kept in databases and an MLflow file store are not read remotely
+        await wait_for(pilot, lambda: app.loaded and len(table.order) == 2 * (RUNS_IN_ROOTS - 4), timeout=60)
+        await pilot.press("j", "j", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("x", "l", "escape", "r", "p", "p", "e", "enter")
+        await wait_for(pilot, lambda: any(out.iterdir()))
+        await pilot.pause(1.0)  # a few more passes over both roots
+        await pilot.press("q")
+    env = {**sshd.client_env(), "AWS_ACCESS_KEY_ID": s3.key, "AWS_SECRET_ACCESS_KEY": s3.secret}
+    option = ["--storage-option", f"s3.endpoint_url={s3.endpoint}"]
+    for args in (["--once"], ["--json"], ["report", f"{ssh_root}/dpo_crash"], ["report", *option, f"{s3_root}/dpo_crash"]):
+        if args[0] != "report":
+            args = [*args, *option, ssh_root, s3_root]
+        result = subprocess.run([sys.executable, "-m", "rlhf_tui", *args], capture_output=True, env=env, timeout=120)
+        assert result.returncode in (0, 1), result.stderr.decode(errors="replace")
+    assert fingerprint(roots) == served
+    assert s3_fingerprint(client, "readonly") == stored

@@ -17,6 +17,10 @@ output dir holds artefacts of its own. A relative `output_dir` is taken from whe
 folder sits (where the training was launched, by default), an absolute one that is not there also
 by its last name there (runs copied from another machine). Several runs of one tracker naming the
 same output dir (a sweep writing into one folder) stay apart.
+
+Everything is looked at through a filesystem (`filesystem.py`): this machine's, or a remote root's.
+Tracker databases and MLflow file stores on a remote root are not read (a note says so): a database
+would have to be copied here whole at every change.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from rlhf_tui.core import runlog
+from rlhf_tui.core.filesystem import LOCAL, Entry, FileSystem
 from rlhf_tui.core.records import TrackerRun
 from rlhf_tui.core.sources import mlflow, trackio, wandb
 from rlhf_tui.core.sources.sqlite import DatabaseProblem, database
@@ -113,6 +118,15 @@ class Found:
     tracked: dict[str, Tracked] = field(default_factory=dict)  # tracker run dir -> what it is
     stores: dict[str, tuple[str, str]] = field(default_factory=dict)  # artefact -> (database, run key)
 
+    def merge(self, other: Found) -> None:
+        """Add what was found under other roots."""
+        self.runs.update(other.runs)
+        self.roots.update(other.roots)
+        self.notes.extend(other.notes)
+        self.names.update(other.names)
+        self.tracked.update(other.tracked)
+        self.stores.update(other.stores)
+
 
 def owning_run(directory: str, kind: str, root: str) -> str:
     """The run directory an artefact in `directory` belongs to."""
@@ -129,10 +143,10 @@ def owning_run(directory: str, kind: str, root: str) -> str:
     return directory
 
 
-def _leads_above_a_root(link: str, real_roots: tuple[str, ...]) -> bool:
+def _leads_above_a_root(link: str, real_roots: tuple[str, ...], fs: FileSystem) -> bool:
     """A link to `/`, `..` or a root itself would make the walk cover the roots again (or the
     whole filesystem); a link elsewhere (a run kept on another disk) is followed."""
-    target = os.path.realpath(link)
+    target = fs.realpath(link)
     return any(_inside(root, target) for root in real_roots)
 
 
@@ -140,18 +154,18 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def discover(roots: list[str], max_depth: int = DEFAULT_MAX_DEPTH) -> Found:
+def discover(roots: list[str], max_depth: int = DEFAULT_MAX_DEPTH, fs: FileSystem = LOCAL) -> Found:
     found = Found()
-    visited: set[tuple[int, int]] = set()
-    real_roots = tuple(os.path.realpath(root) for root in roots)
+    visited: set[object] = set()
+    real_roots = tuple(fs.realpath(root) for root in roots)
     for root in roots:
-        root = os.path.abspath(root)
-        if not os.path.isdir(root):
+        root = root if fs.remote else os.path.abspath(root)
+        if not fs.isdir(root):
             found.notes.append(f"{root}: not a directory")
             continue
-        if not _tracker_root(root, found):
-            _walk(root, root, 0, max_depth, visited, found, real_roots)
-    _join_output_dirs(found)
+        if not _tracker_root(root, found, fs):
+            _walk(root, root, 0, max_depth, visited, found, real_roots, fs)
+    _join_output_dirs(found, fs)
     for run_dir, artefacts in list(found.runs.items()):
         if set(artefacts.values()) <= {"model_card"}:
             del found.runs[run_dir]
@@ -164,23 +178,23 @@ def _walk(
     root: str,
     depth: int,
     max_depth: int,
-    visited: set[tuple[int, int]],
+    visited: set[object],
     found: Found,
     real_roots: tuple[str, ...],
+    fs: FileSystem,
 ) -> None:
     try:
-        st = os.stat(directory)
+        identity = fs.identity(directory)
     except OSError as exc:
         found.notes.append(f"{directory}: {exc.strerror or exc}")
         return
-    identity = (st.st_dev, st.st_ino)
     if identity in visited:
-        if os.path.islink(directory):
+        if fs.islink(directory):
             found.notes.append(f"{directory}: symlink to a directory already seen, skipped")
         return
     visited.add(identity)
     try:
-        entries = list(os.scandir(directory))
+        entries = list(fs.scandir(directory))
     except OSError as exc:
         found.notes.append(f"{directory}: cannot list ({exc.strerror or exc})")
         return
@@ -195,13 +209,16 @@ def _walk(
         if is_dir:
             if entry.name in SKIP_DIRS or entry.name.startswith("."):
                 continue
-            if entry.is_symlink() and _leads_above_a_root(entry.path, real_roots):
+            if entry.is_symlink() and _leads_above_a_root(entry.path, real_roots, fs):
                 found.notes.append(f"{entry.path}: symlink to a root or above it, not followed")
                 continue
             if entry.name == "wandb":
-                _wandb_folder(entry.path, root, found)
+                _wandb_folder(entry.path, root, found, fs)
             elif entry.name == "mlruns":
-                _mlflow_file_store(entry.path, root, found)
+                if fs.remote:
+                    _not_read_remotely(entry.path, "an MLflow file store", found)
+                else:
+                    _mlflow_file_store(entry.path, root, found)
             else:
                 subdirs.append(entry.path)
         elif is_file:
@@ -211,7 +228,10 @@ def _walk(
     logs = []
     for entry in files:
         if entry.name.endswith(DATABASE_SUFFIXES) and not in_checkpoint:
-            _tracker_database(entry.path, root, found)
+            if fs.remote:
+                _not_read_remotely(entry.path, "a database", found)
+            else:
+                _tracker_database(entry.path, root, found)
             continue
         kind = classify(entry.name)
         stem, extension = os.path.splitext(entry.name)
@@ -228,9 +248,9 @@ def _walk(
     known_before = len(found.runs)
     if not in_checkpoint and depth < max_depth:
         for subdir in sorted(subdirs):
-            if os.path.exists(os.path.join(subdir, "pyvenv.cfg")):
+            if fs.exists(os.path.join(subdir, "pyvenv.cfg")):
                 continue
-            _walk(subdir, root, depth + 1, max_depth, visited, found, real_roots)
+            _walk(subdir, root, depth + 1, max_depth, visited, found, real_roots, fs)
     if logs:
         runs_below = any(run_dir != directory for run_dir in list(found.runs)[known_before:])
         for path, stem in logs:
@@ -267,36 +287,40 @@ def _add_tracked(found: Found, run_dir: str, root: str, artefacts: dict[str, str
     found.tracked[run_dir] = tracked
 
 
-def _subdirs(path: str) -> list[os.DirEntry]:
+def _subdirs(path: str, fs: FileSystem = LOCAL) -> list[Entry]:
     try:
-        return sorted((e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
+        return sorted((e for e in fs.scandir(path) if e.is_dir(follow_symlinks=False)), key=lambda e: e.name)
     except OSError:
         return []
 
 
-def _wandb_folder(path: str, root: str, found: Found) -> None:
+def _not_read_remotely(path: str, what: str, found: Found) -> None:
+    found.notes.append(f"{path}: {what} on a remote root is not read (run rlhf-top on that machine, or copy it here)")
+
+
+def _wandb_folder(path: str, root: str, found: Found, fs: FileSystem) -> None:
     """`wandb/`: its `run-*` and `offline-run-*` folders (`latest-run` is a link to one of them)."""
-    for entry in _subdirs(path):
+    for entry in _subdirs(path, fs):
         if entry.name.startswith(WANDB_RUN_PREFIXES):
-            _wandb_run(entry.path, root, found)
+            _wandb_run(entry.path, root, found, fs)
 
 
-def _wandb_run(run_dir: str, root: str, found: Found) -> None:
+def _wandb_run(run_dir: str, root: str, found: Found, fs: FileSystem) -> None:
     files = os.path.join(run_dir, "files")
     try:
-        logs = sorted(e.path for e in os.scandir(run_dir) if e.name.endswith(".wandb") and e.is_file())
+        logs = sorted(e.path for e in fs.scandir(run_dir) if e.name.endswith(".wandb") and e.is_file())
     except OSError:
         return
     artefacts = {log: "wandb" for log in logs}
     config = os.path.join(files, "config.yaml")
     for name, kind in WANDB_DOCUMENTS:
-        if os.path.isfile(os.path.join(run_dir, name)):
+        if fs.isfile(os.path.join(run_dir, name)):
             artefacts[os.path.join(run_dir, name)] = kind
-    if not logs and os.path.isfile(os.path.join(files, "output.log")):
+    if not logs and fs.isfile(os.path.join(files, "output.log")):
         artefacts[os.path.join(files, "output.log")] = "wandb_output"
     if not artefacts:
         return
-    info = wandb.run_info(logs[0] if logs else None, config if os.path.isfile(config) else None)
+    info = wandb.run_info(logs[0] if logs else None, config if fs.isfile(config) else None, fs)
     run_id = info.run_id or os.path.basename(run_dir).rsplit("-", 1)[-1]
     label = info.name or run_id
     name = f"{info.project}/{label}" if info.project else label
@@ -320,13 +344,15 @@ def _mlflow_run(run_dir: str, root: str, found: Found) -> None:
         _add_tracked(found, run_dir, root, artefacts, Tracked("mlflow", run, launch_dir))
 
 
-def _tracker_root(root: str, found: Found) -> bool:
+def _tracker_root(root: str, found: Found, fs: FileSystem) -> bool:
     """A root that is a tracker's own folder, or a run in it: `rlhf-top report wandb/run-...`."""
     name, parent = os.path.basename(root), os.path.basename(os.path.dirname(root))
     if name == "wandb":
-        _wandb_folder(root, root, found)
+        _wandb_folder(root, root, found, fs)
     elif parent == "wandb" and name.startswith(WANDB_RUN_PREFIXES):
-        _wandb_run(root, root, found)
+        _wandb_run(root, root, found, fs)
+    elif fs.remote:
+        return False
     elif name == "mlruns":
         _mlflow_file_store(root, root, found)
     elif parent == "mlruns" and os.path.isfile(os.path.join(root, "meta.yaml")):
@@ -383,11 +409,11 @@ def _looks_like_a_tracker_database(path: str) -> bool:
     return os.path.basename(path) == "mlflow.db" or os.path.exists(stem + ".lock")
 
 
-def _join_output_dirs(found: Found) -> None:
+def _join_output_dirs(found: Found, fs: FileSystem) -> None:
     """Tracker runs join the trainer output dir their config names, when it is under their root."""
     claims: dict[str, list[str]] = {}
     for run_dir, tracked in found.tracked.items():
-        target = _output_dir_run(tracked, found.roots[run_dir], found)
+        target = _output_dir_run(tracked, found.roots[run_dir], found, fs)
         if target is not None:
             claims.setdefault(target, []).append(run_dir)
     for target, claimants in claims.items():
@@ -403,7 +429,7 @@ def _join_output_dirs(found: Found) -> None:
             del found.roots[run_dir], found.names[run_dir], found.tracked[run_dir]
 
 
-def _output_dir_run(tracked: Tracked, root: str, found: Found) -> str | None:
+def _output_dir_run(tracked: Tracked, root: str, found: Found, fs: FileSystem) -> str | None:
     output_dir = tracked.run.output_dir
     if not output_dir:
         return None
@@ -412,9 +438,9 @@ def _output_dir_run(tracked: Tracked, root: str, found: Found) -> str | None:
     else:
         candidates = [os.path.join(tracked.launch_dir, output_dir)]
     for candidate in candidates:
-        candidate = os.path.normpath(candidate)
+        candidate = fs.normpath(candidate)
         if candidate in found.tracked:
             continue
-        if candidate in found.runs or (_inside(candidate, root) and os.path.isdir(candidate)):
+        if candidate in found.runs or (_inside(candidate, root) and fs.isdir(candidate)):
             return candidate
     return None

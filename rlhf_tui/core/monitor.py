@@ -4,6 +4,8 @@
 now belongs to another run moves there); `poll()` reads what changed, a bounded number of bytes per
 pass so a huge backlog in one run never blocks the others; `catch_up()` reads everything there is
 (for `--once`). Who tells it what changed (watchfiles, a stat poll) is `watch.py`'s business.
+A root on another machine (`ssh://`, `s3://`, `gs://`) is found and read by its own thread
+(`remote.py`); the monitor takes what that thread found and read without ever waiting on it.
 
 Files are followed three ways: appended streams (`FileTail` + a reader fed the new bytes), whole
 documents re-read when they change (`WholeFile`), and tracker stores that are queried, not read
@@ -15,12 +17,15 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from contextlib import contextmanager
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH, discover
+from rlhf_tui.core.filesystem import is_remote
 from rlhf_tui.core.records import Update
+from rlhf_tui.core.remote import RemoteRoot, RemoteSettings, RootStatus
 from rlhf_tui.core.run import ProcessProbe, Run, SourceFile
 from rlhf_tui.core.sources.console_log import ConsoleLogReader
 from rlhf_tui.core.sources.jsonl import JsonlReader
@@ -82,24 +87,67 @@ class Monitor:
         file_budget: int = FILE_BUDGET,
         pass_budget: int = PASS_BUDGET,
         process_probe: ProcessProbe | None = None,
+        remote: RemoteSettings | None = None,
     ) -> None:
-        self.roots = [os.path.abspath(r) for r in roots]
+        self.remotes: dict[str, RemoteRoot] = {}
+        self.roots = []
+        for root in roots:
+            if is_remote(root):
+                found_remote = RemoteRoot(root, remote, max_depth, on_change=self._remote_changed)
+                self.remotes[found_remote.root] = found_remote
+                self.roots.append(found_remote.root)
+            else:
+                self.roots.append(os.path.abspath(root))
+        self.local_roots = [root for root in self.roots if root not in self.remotes]
+        self.on_remote_change: Callable[[], None] | None = None  # a remote root found or read something
+        self._remote_event = threading.Event()
+        self._discoveries: dict[str, int] = {}
         self.process_probe = process_probe  # who says whether a run's process lives (run.process_alive)
         self.max_depth = max_depth
         self.analyze = analyze
         self.file_budget = file_budget
         self.pass_budget = pass_budget
         self.runs: dict[str, Run] = {}
-        self.notes: list[str] = []
         self._by_path: dict[str, tuple[Run, SourceFile]] = {}
         self._pending: set[str] = set()
+        self._found_notes: list[str] = []
+        for found_remote in self.remotes.values():
+            found_remote.start()
+
+    def close(self) -> None:
+        """Stop the remote roots' threads."""
+        for remote in self.remotes.values():
+            remote.stop()
+
+    @property
+    def notes(self) -> list[str]:
+        """Problems met finding runs, and why a remote root is not connected."""
+        return self._found_notes + [s.message for s in self.root_status() if s.message]
+
+    def root_status(self) -> list[RootStatus]:
+        return [remote.status() for remote in self.remotes.values()]
+
+    def _remote_changed(self) -> None:
+        self._remote_event.set()
+        if self.on_remote_change is not None:
+            self.on_remote_change()
+
+    def _remote_of(self, path: str) -> RemoteRoot | None:
+        for root, remote in self.remotes.items():
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                return remote
+        return None
 
     # --- discovery -------------------------------------------------------------------------
 
     def scan(self) -> set[Run]:
         """Find runs and files; returns runs that appeared, gained files or went away."""
-        found = discover(self.roots, self.max_depth)
-        self.notes = found.notes
+        found = discover(self.local_roots, self.max_depth)
+        for root, remote in self.remotes.items():
+            self._discoveries[root] = remote.discoveries
+            if remote.found is not None:
+                found.merge(remote.found)
+        self._found_notes = found.notes
         changed: set[Run] = set()
         owners = {path: run_dir for run_dir, artefacts in found.runs.items() for path in artefacts}
         for path, (owner, file) in list(self._by_path.items()):
@@ -113,7 +161,10 @@ class Monitor:
                 run = self.runs[run_dir] = Run(run_dir, root)
                 run.name = found.names.get(run_dir, run.name)
                 if len(self.roots) > 1:  # several roots may hold runs of the same name
-                    run.name = os.path.join(os.path.basename(root.rstrip(os.sep)), run.name)
+                    label = os.path.basename(root.rstrip(os.sep))
+                    if root in self.remotes:
+                        label = f"{self.remotes[root].fs.host}:{label}"
+                    run.name = os.path.join(label, run.name)
                 changed.add(run)
             if run.gone:
                 run.gone = False
@@ -128,11 +179,15 @@ class Monitor:
                 run.gone = True
                 run.note("its files now belong to another run")
                 changed.add(run)
-            elif not os.path.isdir(run_dir):
+            elif not self._isdir(run_dir):
                 run.gone = True
                 run.note("run directory deleted")
                 changed.add(run)
         return changed
+
+    def _isdir(self, path: str) -> bool:
+        remote = self._remote_of(path)
+        return os.path.isdir(path) if remote is None else path in remote.directories
 
     def _release(self, run: Run, file: SourceFile) -> None:
         """A file leaves its run: what it fed goes with it (it is read again in its new run)."""
@@ -163,13 +218,16 @@ class Monitor:
         return added
 
     def _forget(self, run: Run, path: str) -> None:
+        remote = self._remote_of(path)
+        if remote is not None:
+            remote.unfollow(path)
         run.files.pop(path, None)
         self._by_path.pop(path, None)
         self._pending.discard(path)
 
-    @staticmethod
-    def _source_file(path: str, kind: str, store: tuple[str, str] | None) -> SourceFile:
+    def _source_file(self, path: str, kind: str, store: tuple[str, str] | None) -> SourceFile:
         name = os.path.basename(path)
+        remote = self._remote_of(path)
         if kind in TRACKER_STORES:
             if kind == "mlflow_files":
                 source: Any = MlflowFileRun(os.path.dirname(path))
@@ -180,14 +238,20 @@ class Monitor:
             return SourceFile(path, kind, TRACKER_STORES[kind], source, source)
         if kind in STREAM_READERS:
             stream, factory = STREAM_READERS[kind]
-            return SourceFile(path, kind, stream, factory(name), FileTail(path))
+            tail = FileTail(path) if remote is None else remote.follow(path, stream=True)
+            return SourceFile(path, kind, stream, factory(name), tail)
         document, reader = DOCUMENT_READERS[kind]
-        return SourceFile(path, kind, document, reader, WholeFile(path))
+        whole = WholeFile(path) if remote is None else remote.follow(path, stream=False)
+        return SourceFile(path, kind, document, reader, whole)
 
     # --- reading ---------------------------------------------------------------------------
 
     def poll(self, paths: Iterable[str] | None = None) -> set[Run]:
-        """Read new data from the given paths (all known files when None) plus any backlog."""
+        """Read new data from the given paths (all known files when None) plus any backlog, and
+        what remote roots read meanwhile (and the runs they found, if they looked again)."""
+        found_runs = set()
+        if any(remote.discoveries != self._discoveries.get(root) for root, remote in self.remotes.items()):
+            found_runs = self.scan()
         if paths is None:
             wanted = set(self._by_path)
         else:
@@ -202,8 +266,10 @@ class Monitor:
                 wanted.update(self._store_file_of(path))
         wanted |= self._pending
         self._pending = set()
+        for remote in self.remotes.values():
+            wanted |= remote.take_ready()
         budget = self.pass_budget
-        changed: set[Run] = set()
+        changed: set[Run] = set(found_runs)
         with _collector_paused():
             self._read_wanted(sorted(wanted), budget, changed)
         for run in changed:
@@ -241,16 +307,32 @@ class Monitor:
         return bool(self._pending)
 
     def catch_up(self) -> set[Run]:
-        changed = self.poll()
-        while self._pending:
+        """Read everything there is. Remote roots first find their runs (or fail to), then read each
+        file up to the size it had when they last looked."""
+        changed: set[Run] = set()
+        if self.remotes:
+            while not all(remote.settled() for remote in self.remotes.values()):
+                self._await_remote()
+            changed |= self.scan()
+        changed |= self.poll()
+        while True:
+            while self._pending:
+                changed |= self.poll([])
+            if not any(remote.behind() for remote in self.remotes.values()):
+                return changed
+            self._await_remote()
             changed |= self.poll([])
-        return changed
+
+    def _await_remote(self) -> None:
+        self._remote_event.wait(0.1)
+        self._remote_event.clear()
 
     def _read_file(self, run: Run, file: SourceFile, budget: int) -> int:
         follower = file.follower
         if file.kind in TRACKER_STORES:
             return self._query_store(run, file, budget)
-        if isinstance(follower, FileTail):
+        stream = file.kind in STREAM_READERS
+        if stream:
             result = follower.read(budget)
         else:
             result = follower.read_if_changed()
@@ -268,7 +350,7 @@ class Monitor:
                 run.note(f"{os.path.relpath(file.path, run.path)}: {result.error}")
             return 0
         file.error = None
-        if isinstance(follower, FileTail):
+        if stream:
             if result.reset:
                 self._restart_stream(run, file)
             if result.pending:

@@ -3,6 +3,7 @@
 `FileTail` hands out the bytes appended since the last read; framing (lines, TFRecords) is the
 reader's business, so a torn last line simply stays in the reader's buffer until the rest arrives.
 `WholeFile` re-reads a small whole-file document (JSON) when its signature changes.
+Both read through a filesystem (`filesystem.py`): this machine's by default, or a remote root's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+
+from rlhf_tui.core.filesystem import LOCAL, FileSystem, Stat
 
 SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -23,15 +26,16 @@ class TailRead:
     missing: bool = False
 
 
-def _identity(st: os.stat_result) -> tuple[int, int]:
+def _identity(st: Stat) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
 class FileTail:
     """Follows one append-only file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fs: FileSystem = LOCAL) -> None:
         self.path = path
+        self.fs = fs
         self.offset = 0
         self.identity: tuple[int, int] | None = None
         self.size = 0
@@ -46,7 +50,7 @@ class FileTail:
 
     def read(self, budget: int) -> TailRead:
         try:
-            st = os.stat(self.path)
+            st = self.fs.stat(self.path)
         except FileNotFoundError:
             self._lose_track()
             return TailRead(missing=True)
@@ -70,7 +74,7 @@ class FileTail:
             return result
         want = min(budget, st.st_size - self.offset)
         try:
-            with open(self.path, "rb") as handle:
+            with self.fs.open(self.path) as handle:
                 handle.seek(self.offset)
                 data = handle.read(want)
         except FileNotFoundError:
@@ -86,15 +90,16 @@ class FileTail:
 class WholeFile:
     """A whole-file document that is rewritten in place (trainer_state.json, postmortem.json)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fs: FileSystem = LOCAL) -> None:
         self.path = path
+        self.fs = fs
         self.signature: tuple[int, int, int, int] | None = None
         self.mtime = 0.0
 
     def read_if_changed(self) -> TailRead | None:
         """The whole content when the file changed since the last call, else None."""
         try:
-            st = os.stat(self.path)
+            st = self.fs.stat(self.path)
         except FileNotFoundError:
             return TailRead(missing=True)
         except OSError as exc:
@@ -108,7 +113,7 @@ class WholeFile:
             self.signature = signature
             return TailRead(error=f"too large to read ({st.st_size // 2**20} MiB)")
         try:
-            with open(self.path, "rb") as handle:
+            with self.fs.open(self.path) as handle:
                 data = handle.read(SNAPSHOT_MAX_BYTES)
         except FileNotFoundError:
             return TailRead(missing=True)
@@ -119,5 +124,5 @@ class WholeFile:
         return TailRead(data=data, reset=True)
 
 
-def _is_regular(st: os.stat_result) -> bool:
+def _is_regular(st: Stat) -> bool:
     return stat.S_ISREG(st.st_mode)

@@ -32,7 +32,13 @@ def launch(roots: list[str], args: argparse.Namespace, destinations: list[Transp
             from rlhf_tui.demo import LiveDemo
 
             roots = [stack.enter_context(LiveDemo())]
-        settings = LoopSettings(roots=roots, depth=args.depth, rules_dir=args.rules, poll_seconds=args.poll)
+        settings = LoopSettings(
+            roots=roots,
+            depth=args.depth,
+            rules_dir=args.rules,
+            poll_seconds=args.poll,
+            storage_options=args.storage_options,
+        )
         notifier = Notifier(destinations) if destinations else None
         app = RlhfTop(settings, quiet=args.quiet, notifier=notifier)
         try:

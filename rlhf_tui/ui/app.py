@@ -23,6 +23,7 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from rlhf_tui.core.remote import RootStatus
 from rlhf_tui.events import Event
 from rlhf_tui.look import Look
 from rlhf_tui.notify import Notifier, compose
@@ -92,6 +93,8 @@ class RlhfTop(App[int]):
     """No new data is read until the user resumes (`p`)."""
     global_notes: reactive[tuple[str, ...]] = reactive(())
     """Problems that belong to no run: unreadable roots, bad rule files, file watching unavailable."""
+    root_states: reactive[tuple[RootStatus, ...]] = reactive(())
+    """Where each remote root stands: connected, retrying in N s, auth failed."""
 
     def __init__(self, settings: LoopSettings, quiet: bool = False, notifier: Notifier | None = None) -> None:
         """quiet: no bell and no desktop notification on events; notifier: where else events go (--notify)."""
@@ -145,6 +148,8 @@ class RlhfTop(App[int]):
     def apply(self, batch: Batch) -> None:
         for error in batch.errors:
             self.notify(error, title="rlhf-top", severity="error", timeout=15, markup=False)
+        if batch.roots is not None:
+            self.root_states = tuple(batch.roots)
         if batch.notes is not None:
             self.global_notes = tuple(batch.notes)
             if batch.notes and self.loaded:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rlhf_tui.core.remote import RootStatus
 from rlhf_tui.core.run import Run
 from rlhf_tui.core.text import one_line
 from rlhf_tui.events import Event, EventTracker
@@ -31,6 +32,7 @@ class Batch:
     loaded: bool = False  # the cold start finished
     errors: list[str] = field(default_factory=list)  # loop failures the user should see
     events: list[Event] = field(default_factory=list)  # what to alert the user to, in order
+    roots: list[RootStatus] | None = None  # remote roots' connection states, when they changed
 
 
 class LiveLoop:
@@ -43,6 +45,7 @@ class LiveLoop:
         self._outbox_lock = threading.Lock()
         self._posted = False
         self._notes: list[str] = []
+        self._root_labels: list[tuple[str, str]] = []
 
     # --- what the UI thread calls ----------------------------------------------------------
 
@@ -90,6 +93,7 @@ class LiveLoop:
         now = self.settings.clock()
         snapshots = {}
         notes = None
+        roots = None
         session = self.session
         if session is not None:
             with self.lock:
@@ -100,12 +104,19 @@ class LiveLoop:
                 current = [one_line(note, 500) for note in session.notes]
             if current != self._notes:
                 self._notes = notes = current
-        if not snapshots and notes is None and not done.loaded and done.error is None and not done.events:
+            statuses = session.monitor.root_status()
+            labels = [(status.root, status.label(now)) for status in statuses]
+            if labels != self._root_labels:
+                self._root_labels, roots = labels, statuses
+        nothing = not snapshots and notes is None and roots is None
+        if nothing and not done.loaded and done.error is None and not done.events:
             return
         with self._outbox_lock:
             self._outbox.snapshots.update(snapshots)
             if notes is not None:
                 self._outbox.notes = notes
+            if roots is not None:
+                self._outbox.roots = roots
             self._outbox.loaded |= done.loaded
             if done.error is not None:
                 self._outbox.errors.append(done.error)

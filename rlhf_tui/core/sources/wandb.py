@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import struct
 import zlib
@@ -44,6 +43,7 @@ import orjson
 import yaml
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
+from rlhf_tui.core.filesystem import LOCAL, FileSystem
 from rlhf_tui.core.metrics import SUMMARY_KEYS, split_phase
 from rlhf_tui.core.records import Crash, Record, Update
 from rlhf_tui.core.sources import protobuf as pb
@@ -654,14 +654,14 @@ class _Peek:
 _peeks: dict[str, _Peek] = {}
 
 
-def run_info(transaction_log: str | None, config_yaml: str | None = None) -> RunInfo:
+def run_info(transaction_log: str | None, config_yaml: str | None = None, fs: FileSystem = LOCAL) -> RunInfo:
     """Project, run name, id and `output_dir` of a W&B run, from the first records of its `.wandb`,
     or from `files/config.yaml` when there is no `.wandb`. Each call reads only what was appended
     since the last one, and nothing past the first MiB."""
     if transaction_log is None:
-        return RunInfo(output_dir=_output_dir_from_yaml(config_yaml) if config_yaml else None)
+        return RunInfo(output_dir=_output_dir_from_yaml(config_yaml, fs) if config_yaml else None)
     try:
-        st = os.stat(transaction_log)
+        st = fs.stat(transaction_log)
     except OSError:
         return RunInfo()
     peek = _peeks.get(transaction_log)
@@ -672,7 +672,7 @@ def run_info(transaction_log: str | None, config_yaml: str | None = None) -> Run
     end = min(st.st_size, PEEK_BYTES)
     if peek.offset < end and not (peek.info.project and peek.info.output_dir):
         try:
-            with open(transaction_log, "rb") as handle:
+            with fs.open(transaction_log) as handle:
                 handle.seek(peek.offset)
                 data = handle.read(end - peek.offset)
         except OSError:
@@ -683,9 +683,9 @@ def run_info(transaction_log: str | None, config_yaml: str | None = None) -> Run
     return dataclasses.replace(peek.info)
 
 
-def _output_dir_from_yaml(path: str) -> str | None:
+def _output_dir_from_yaml(path: str, fs: FileSystem) -> str | None:
     try:
-        with open(path, "rb") as handle:
+        with fs.open(path) as handle:
             update = read_config_yaml(handle.read(PEEK_BYTES))
     except OSError:
         return None

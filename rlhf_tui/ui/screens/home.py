@@ -53,7 +53,7 @@ class HomeScreen(Screen):
         self.query_one("#filter", Input).display = False
         self.table.focus()
         self.show_details()
-        for state in ("loaded", "paused", "global_notes"):
+        for state in ("loaded", "paused", "global_notes", "root_states"):
             self.watch(self.app, state, self.update_summary)
 
     @property
@@ -77,6 +77,13 @@ class HomeScreen(Screen):
         text.append(f"  {total} run{'s' if total != 1 else ''}")
         if shown != total:
             text.append(f" ({shown} shown)")
+        now = app.clock()
+        for status in app.root_states:
+            label = status.label(now)
+            if status.state == "connected":
+                text.append(f"  {status.host} ✓", style="dim")
+            else:
+                text.append(f"  {status.host}: {label}", style=app.look.style("critical" if status.state == "auth failed" else "high"))
         counts = {level: 0 for level in severity.SEVERITIES}
         for snapshot in table.snapshots.values():
             if snapshot.severity in counts:
