@@ -2,10 +2,11 @@
 
     python bench/bench_ingest.py [--lines 10000 100000 1000000]
 
-For each size it writes a PTT-format `metrics.jsonl` (10 metrics a line, as PTT writes for DPO) and a
-lean generic JSONL (`{"step", "loss", "reward", "kl"}`), then times, on the same bytes:
-read + split into lines; a `json.loads` loop into a list; an `orjson.loads` loop; and rlhf-top end to
-end (discovery, tailing with its byte budget, reader, run model). The ratio column is each time over
+For each size it writes a PTT-format `metrics.jsonl` (one run of bench/sweep.py: 15 metrics and an
+ISO timestamp a line) and a lean generic JSONL (`{"step", "loss", "reward", "kl"}`), then times, on
+the same bytes: read + split into lines; a `json.loads` loop into a list; a `msgspec.json.decode`
+loop (the fastest generic parser tried, ahead of orjson); and rlhf-top end to end (discovery,
+tailing with its byte budget, reader, run model). The ratio column is each time over
 read + split: the budget is rlhf-top within 5x, and at least 400k lines/s.
 """
 
@@ -18,41 +19,26 @@ import random
 import tempfile
 import time
 
-import orjson
+import msgspec
 
-from rlhf_tui.core import runlog
+import sweep
 from rlhf_tui.core.monitor import Monitor
 
 
 def ptt_lines(count: int) -> bytes:
-    rng = random.Random(0)
-    out = [json.dumps({"type": "header", "schema_version": "1.0", "trainer_type": "dpo"})]
-    for step in range(1, count + 1):
-        seconds = step % 60
-        metrics = {
-            "reward_mean": round(rng.gauss(0.1, 0.05), 6),
-            "reward_std": round(rng.random() * 0.01, 6),
-            "dpo_loss": round(0.6931 - step * 1e-7 + rng.gauss(0, 0.01), 6),
-            "win_rate": rng.choice([0.5, 0.5625, 0.625]),
-            "reward_margin": round(rng.random() * 0.01, 6),
-            "logps_chosen": round(rng.gauss(-15, 0.5), 6),
-            "logps_rejected": round(rng.gauss(-15, 0.5), 6),
-            "logprobs": round(rng.gauss(-15, 0.5), 6),
-            "rewards_chosen": round(rng.gauss(0.02, 0.01), 6),
-            "rewards_rejected": round(rng.gauss(0.01, 0.01), 6),
-        }
-        stamp = f"2026-11-26T01:{(step // 60) % 60:02d}:{seconds:02d}.321215+00:00"
-        out.append(runlog.line(runlog.step(step, stamp, metrics)))
-    return "".join(out).encode()
+    return "".join(sweep.run_lines(0, count)).encode()
 
 
 def lean_lines(count: int) -> bytes:
     rng = random.Random(0)
     out = [
-        json.dumps({"step": s, "loss": round(rng.random(), 6), "reward": round(rng.random(), 6), "kl": round(rng.random(), 6)})
+        json.dumps({"step": s, "loss": round(rng.random(), 6), "reward": round(rng.random(), 6), "kl": round(rng.random(), 6)}) + "\n"
         for s in range(1, count + 1)
     ]
     return "".join(out).encode()
+
+
+decode = msgspec.json.Decoder().decode
 
 
 def best_of(repeats: int, function) -> float:
@@ -80,9 +66,9 @@ def measure(label: str, data: bytes, filename: str, lines: int, repeats: int) ->
             with open(path, "rb") as handle:
                 [json.loads(line) for line in handle.read().split(b"\n") if line]
 
-        def orjson_loop():
+        def msgspec_loop():
             with open(path, "rb") as handle:
-                [orjson.loads(line) for line in handle.read().split(b"\n") if line]
+                [decode(line) for line in handle.read().split(b"\n") if line]
 
         def rlhf_top():
             monitor = Monitor([tmp])
@@ -96,7 +82,7 @@ def measure(label: str, data: bytes, filename: str, lines: int, repeats: int) ->
         for name, function in (
             ("read + split", read_split),
             ("json.loads loop", json_loop),
-            ("orjson.loads loop", orjson_loop),
+            ("msgspec decode loop", msgspec_loop),
             ("rlhf-top end to end", rlhf_top),
         ):
             seconds = baseline if function is read_split else best_of(repeats, function)

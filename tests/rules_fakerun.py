@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rlhf_tui.core.metrics import resolve_roles
-from rlhf_tui.core.records import EVAL_PREFIX, Crash, Record, split_eval
+from rlhf_tui.core.records import EVAL_PREFIX, Crash, Record, rows, split_eval
 from rlhf_tui.core.series import Series
 from rlhf_tui.core.sources.ptt import PttMetricsReader
 from rlhf_tui.core.sources.trainer_state import read_trainer_state
@@ -88,13 +88,13 @@ def diagnose(trainer: str, records: list[Record], facts: dict[str, object] | Non
 def records_from_trainer_state(path: Path) -> tuple[list[Record], dict[str, object]]:
     """Train records and facts from a checkpoint's trainer_state.json, read by the core's reader."""
     update = read_trainer_state(path.read_bytes(), path.name)
-    return [r for r in update.records if r.phase == "train"], dict(update.facts)
+    return [r for r in rows(update.records) if r.phase == "train"], dict(update.facts)
 
 
 def records_from_ptt(path: Path) -> list[Record]:
     """Train records from PTT's metrics.jsonl (its renamed keys, timestamps kept), read by the core's reader."""
     update = PttMetricsReader(path.name).feed(path.read_bytes())
-    return [r for r in update.records if r.phase == "train"]
+    return [r for r in rows(update.records) if r.phase == "train"]
 
 
 def summary(diagnostics: Diagnostics) -> list[tuple]:

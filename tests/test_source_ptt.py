@@ -3,11 +3,14 @@ import math
 
 from conftest import REAL_RUNS
 
+from rlhf_tui.core.records import rows
 from rlhf_tui.core.sources.ptt import PttMetricsReader, read_critical_failure, read_metadata, read_postmortem
 
 
 def feed_file(path):
-    return PttMetricsReader().feed(path.read_bytes())
+    update = PttMetricsReader().feed(path.read_bytes())
+    update.records = rows(update.records)  # a long regular stretch comes as a Block: written out here
+    return update
 
 
 def test_stuck_dpo_run_header_records_footer():

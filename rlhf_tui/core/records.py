@@ -8,7 +8,9 @@ about bad input. The run model merges updates from all the sources of one run di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Union
+
+import numpy as np
 
 
 EVAL_PREFIX = "eval_"
@@ -26,6 +28,37 @@ class Record(NamedTuple):
     time: float | None
     values: dict[str, float]
     phase: str = "train"  # "train" or "eval"; eval keys are kept apart as eval_<key>
+
+
+class Block(NamedTuple):
+    """Consecutive train records with one set of keys and rising steps, as columns: what a backlog
+    mostly is, read without a dict per line. It stands for the records `rows()` gives, in order."""
+
+    steps: np.ndarray  # int64, strictly rising
+    times: np.ndarray  # float64, NaN where a record has no time
+    keys: tuple[str, ...]
+    values: np.ndarray  # float64, one row per step, one column per key
+
+    def rows(self) -> list[Record]:
+        times = [None if time != time else time for time in self.times.tolist()]
+        return [
+            Record(step, time, dict(zip(self.keys, row)))
+            for step, time, row in zip(self.steps.tolist(), times, self.values.tolist())
+        ]
+
+
+Entry = Union[Record, Block]
+
+
+def rows(entries: list[Entry]) -> list[Record]:
+    """The records that `entries` stand for, blocks written out."""
+    out: list[Record] = []
+    for entry in entries:
+        if isinstance(entry, Block):
+            out.extend(entry.rows())
+        else:
+            out.append(entry)
+    return out
 
 
 def split_eval(values: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
@@ -75,7 +108,7 @@ CRASH_REASONS = (
 class Update:
     """The result of one read of one source.
 
-    records: new step records, in file order.
+    records: new step records, in file order; a long regular stretch may come as one `Block`.
     facts: run facts learnt (keys in FACT_KEYS); later updates override earlier ones.
     finished: True when the source saw a normal end (footer, final summary, global_step == max_steps).
     crash: set when the source saw an abnormal end.
@@ -83,7 +116,7 @@ class Update:
     replace: True for snapshot sources (a whole file re-read): their records replace the previous ones.
     """
 
-    records: list[Record] = field(default_factory=list)
+    records: list[Entry] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
     crash: Crash | None = None

@@ -13,15 +13,16 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from rlhf_tui.core.metrics import infer_trainer, resolve_roles, trainer_label
-from rlhf_tui.core.records import EVAL_PREFIX, Crash, Record, Update
+from rlhf_tui.core.records import EVAL_PREFIX, Block, Crash, Entry, Record, Update
 from rlhf_tui.core.series import Series
 
 # Which logical source a run shows when several are equally current (higher wins).
@@ -51,6 +52,7 @@ _BULK_MIN = 16
 _STEP_MIN, _STEP_MAX = -(2**62), 2**62  # steps are stored as int64; anything beyond is corrupt
 _INT_AS_FLOAT_MAX = 2**1023
 _INT_AS_FLOAT_MIN = -_INT_AS_FLOAT_MAX
+_NUMBERS = frozenset((int, float))
 _STEP, _TIME, _VALUES, _PHASE = (itemgetter(i) for i in range(4))
 
 
@@ -76,15 +78,33 @@ class SourceData:
         self.records = 0
         self._last_by_key: dict[str, int] = {}
 
-    def add(self, records: list[Record]) -> tuple[int, float | None, int | None]:
+    def add(self, records: list[Entry]) -> tuple[int, float | None, int | None]:
         """Append records; a key's step at or before its last stored step is ignored.
 
         Returns (new train steps, newest record time, the step a rewind went back to, if any).
-        Stretches of train records with the same keys and rising steps (the usual backlog) are
-        appended column-wise in one go; everything else goes record by record.
+        Blocks, and stretches of train records with the same keys and rising steps (the usual
+        backlog), are appended column-wise in one go; everything else goes record by record.
         """
         batch = _Batch()
         rewound_to = None
+        pending: list[Record] = []
+        for entry in records:
+            if not isinstance(entry, Block):
+                pending.append(entry)
+                continue
+            if pending:
+                rewound_to = self._add_rows(pending, batch, rewound_to)
+                pending = []
+            if self._append_block(entry, batch):
+                self.records += len(entry.steps)
+            else:
+                rewound_to = self._add_rows(entry.rows(), batch, rewound_to)
+        if pending:
+            rewound_to = self._add_rows(pending, batch, rewound_to)
+        self._flush(batch)
+        return batch.new_steps, batch.newest_time, rewound_to
+
+    def _add_rows(self, records: list[Record], batch: _Batch, rewound_to: int | None) -> int | None:
         records = [r for r in records if _STEP_MIN <= r.step <= _STEP_MAX]
         count = len(records)
         if count < _BULK_MIN or not self._append_stretch(records, batch):
@@ -99,9 +119,8 @@ class SourceData:
                         rewound_to = record.step if rewound_to is None else rewound_to
                     self._append_one(record, batch)
                 i = end
-        self._flush(batch)
         self.records += count
-        return batch.new_steps, batch.newest_time, rewound_to
+        return rewound_to
 
     @staticmethod
     def _uniform_stretch(records: list[Record], start: int) -> int:
@@ -138,22 +157,41 @@ class SourceData:
             return False
         if any(last_by_key.get(key, first_step - 1) >= first_step for key in keys):
             return False
+        kinds = set(map(type, chain.from_iterable(map(dict.values, values))))
+        if not _NUMBERS.issuperset(kinds):
+            return False  # None, text, bools or nested values: the careful way drops them
         try:
             columns = [np.fromiter(map(itemgetter(key), values), np.float64, count) for key in keys]
-        except (TypeError, ValueError, KeyError, OverflowError):
-            return False  # other keys, None, text or nested values: the careful way drops them
+        except (KeyError, OverflowError):
+            return False  # other keys, or ints too large for a float
+        if int in kinds and any(bool((np.abs(column) > _INT_AS_FLOAT_MAX).any()) for column in columns):
+            return False  # ints the careful way drops, or floats as large: it tells them apart
+        self._append_columns(steps, keys, columns, np.array(list(map(_TIME, stretch)), dtype=np.float64), batch)
+        return True
+
+    def _append_block(self, block: Block, batch: _Batch) -> bool:
+        """Append a block column-wise, as `_append_stretch` would its records; False if it can't."""
+        steps = block.steps
+        first_step = int(steps[0])
+        if self.last_step is not None and first_step <= self.last_step:
+            return False
+        if any(self._last_by_key.get(key, first_step - 1) >= first_step for key in block.keys):
+            return False
+        self._append_columns(steps, block.keys, block.values.T, block.times, batch)
+        return True
+
+    def _append_columns(self, steps: np.ndarray, keys: Sequence[str], columns: Iterable[np.ndarray], times: np.ndarray, batch: _Batch) -> None:
         self._flush(batch)
+        last_by_key = self._last_by_key
         for key, column in zip(keys, columns):
             self._series(key).extend(steps, column)
             last_by_key[key] = int(steps[-1])
-        times = np.array(list(map(_TIME, stretch)), dtype=np.float64)
         timed = np.isfinite(times)
         if timed.any():
             self.times.extend(steps[timed], times[timed])
             batch.newest_time = float(times[timed][-1])
         self.last_step = int(steps[-1])
-        batch.new_steps += count
-        return True
+        batch.new_steps += len(steps)
 
     def _append_one(self, record: Record, batch: _Batch) -> None:
         step, when, values, phase = record

@@ -52,7 +52,7 @@ import signal
 from collections import deque
 from typing import NamedTuple
 
-import orjson
+import msgspec
 
 from rlhf_tui.core.records import Crash, Record, Update, split_eval
 
@@ -592,15 +592,15 @@ def _numeric_values(printed_dict: str) -> dict[str, float]:
     """The numeric entries of a printed log dict; other values (text, lists, None) are skipped.
 
     Fast path: a dict of numbers is a few replacements away from JSON (quotes made double, and the
-    quotes of 5.x's quoted numbers dropped), which orjson parses far quicker than a regex pass; ints
+    quotes of 5.x's quoted numbers dropped), which msgspec parses far quicker than a regex pass; ints
     stay ints, as records.Record allows. The rest (bare nan/inf, np.float64(...), text or list
     values) takes the `'key': value` regex.
     """
     as_json = printed_dict.replace("'", '"')
     as_json = as_json.replace('": "', '": ').replace('", "', ', "').replace('"}', "}")
     try:
-        parsed = orjson.loads(as_json)
-    except orjson.JSONDecodeError:
+        parsed = msgspec.json.decode(as_json)
+    except (msgspec.DecodeError, RecursionError):
         parsed = None
     if type(parsed) is dict and _NUMBER_TYPES.issuperset(map(type, parsed.values())):
         return parsed

@@ -5,19 +5,21 @@ Accepted shapes: flat `{"step": 3, "loss": 0.5, ...}` (custom loops), `{"step": 
 `NaN`/`Infinity` tokens are accepted. Values are handed on as parsed: the run model keeps numbers and drops the rest.
 A file whose first object has no step is not a metrics log
 (a dataset, say): the reader marks itself `not_metrics` and ignores the rest.
+
+A long stretch of lines shaped like the train record before them is read as columns (columns.py).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
 
 from rlhf_tui.core.records import Record, Update, split_eval
+from rlhf_tui.core.sources.columns import BLOCK_MIN, Shape, read_block, shape_of
 from rlhf_tui.core.sources.lines import LineBuffer
+from rlhf_tui.core.sources.timestamps import parse_time
 
 STEP_KEYS = ("step", "global_step", "_step", "iteration", "iter")
 TIME_KEYS = ("timestamp", "time", "wall_time", "_timestamp", "_time")
@@ -26,43 +28,16 @@ MAX_NOTES = 20
 _new_record = tuple.__new__  # a NamedTuple without its Python-level __new__: this loop is hot
 
 
+_decode = msgspec.json.Decoder().decode
+_DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
+
+
 def parse_json_line(line: bytes) -> Any:
-    """orjson, falling back to json for the NaN/Infinity tokens Python's json writes."""
+    """msgspec, falling back to json for the NaN/Infinity tokens Python's json writes."""
     try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
+        return _decode(line)
+    except _DECODE_ERRORS:
         return json.loads(line)
-
-
-_minute_cache: list = ["", 0.0]
-
-
-def parse_time(value: Any) -> float | None:
-    """Unix seconds from a number or an ISO-8601 string.
-
-    Log lines repeat the same date, hour and minute, so the common UTC shape
-    `YYYY-MM-DDTHH:MM:SS.ffffff+00:00` is the cached start of its minute plus the seconds.
-    """
-    if isinstance(value, str):
-        if len(value) == 32 and value[19] == "." and value.endswith("+00:00"):
-            minute = value[:17]
-            if minute != _minute_cache[0]:
-                try:
-                    base = datetime.fromisoformat(minute + "00+00:00").timestamp()
-                except ValueError:
-                    return None
-                _minute_cache[0], _minute_cache[1] = minute, base
-            try:
-                return _minute_cache[1] + float(value[17:26])
-            except ValueError:
-                return None
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
 
 
 def numeric_values(source: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, float]:
@@ -123,11 +98,27 @@ class JsonlReader:
             return update
         records = update.records
         dropped_before = self._lines.dropped
-        first_line = self._line_number + 1
-        for self._line_number, line in enumerate(self._lines.feed(data), first_line):
+        lines = self._lines.feed(data)
+        shape: Shape | None = None  # the shape of the train record just read, if lines may follow it
+        count = len(lines)
+        i = 0
+        retry_at = 0  # after a try that made no block, the next waits this long: never more than 2x the work
+        while i < count:
+            if shape is not None and i >= retry_at:
+                block, taken = read_block(shape, lines, i)
+                if block is not None:
+                    records.append(block)
+                    self._line_number += taken
+                    i += taken
+                    continue
+                retry_at = i + BLOCK_MIN
+            shape = None
+            line = lines[i]
+            i += 1
+            self._line_number += 1
             try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                obj = _decode(line)
+            except _DECODE_ERRORS:
                 if not line.strip():
                     continue
                 try:
@@ -144,9 +135,13 @@ class JsonlReader:
                 metrics = obj.get("metrics")
                 if type(metrics) is dict:
                     if len(obj) == 3 and "timestamp" in obj:
+                        if count - i >= BLOCK_MIN:
+                            shape = shape_of(obj, TIME_KEYS)
                         records.append(_new_record(Record, (step, parse_time(obj["timestamp"]), metrics, "train")))
                         continue
                 elif "type" not in obj and "data" not in obj:
+                    if count - i >= BLOCK_MIN:
+                        shape = shape_of(obj, TIME_KEYS)
                     del obj["step"]
                     records.append(_new_record(Record, (step, _pop_time(obj), obj, "train")))
                     continue

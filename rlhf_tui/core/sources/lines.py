@@ -29,7 +29,7 @@ class LineBuffer:
             self._partial = b""
             self._skipping = True
             self.dropped += 1
-        if self._max_line < len(data):
+        if self._max_line < len(data) and lines and max(map(len, lines)) > self._max_line:
             kept = [line for line in lines if len(line) <= self._max_line]
             self.dropped += len(lines) - len(kept)
             return kept

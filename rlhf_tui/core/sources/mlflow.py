@@ -114,6 +114,7 @@ class _RunState:
     def records(self, rows: list[tuple[str, float, float | None, int]], update: Update) -> None:
         """(key, value, time, step) rows in the order logged, grouped into records by step."""
         current: dict[tuple[int, str], Record] = {}
+        made: list[Record] = []
         for key, value, when, step in rows:
             if key.startswith(PROFILING):
                 continue
@@ -127,9 +128,10 @@ class _RunState:
             record = current.get((step, phase))
             if record is None or key in record.values:
                 record = current[(step, phase)] = Record(step, when, {}, phase)
-                update.records.append(record)
+                made.append(record)
             record.values[key] = value
-        self._verdict.add(update.records)
+        update.records.extend(made)
+        self._verdict.add(made)
 
     def status(self, status: str | None, update: Update) -> None:
         crash = self._verdict.judge(status, self.name, update)

@@ -19,7 +19,7 @@ from typing import Any
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import normalize_trainer
-from rlhf_tui.core.records import Crash, Update
+from rlhf_tui.core.records import Block, Crash, Entry, Update
 from rlhf_tui.core.sources.jsonl import JsonlReader, parse_json_line, parse_time
 
 _EXIT_REASONS = {
@@ -77,10 +77,12 @@ class PttMetricsReader(JsonlReader):
 
     def _move_summary_rows(self, update: Update) -> None:
         """A second train record at the same step holding one `<x>_loss` is the run average."""
-        kept = []
+        kept: list[Entry] = []
         last_step = self._last_step
-        for record in update.records:
-            if record.phase == "train":
+        for record in _with_possible_summaries_written_out(update.records, last_step):
+            if isinstance(record, Block):
+                last_step = int(record.steps[-1])
+            elif record.phase == "train":
                 values = record.values
                 if record.step == last_step and len(values) == 1:
                     ((key, value),) = values.items()
@@ -92,6 +94,24 @@ class PttMetricsReader(JsonlReader):
         self._last_step = last_step
         if len(kept) != len(update.records):
             update.records[:] = kept
+
+
+def _with_possible_summaries_written_out(entries: list[Entry], last_step: int | None) -> list[Entry]:
+    """Steps rise within a block, so only its first row can repeat the step before it, and only a
+    block of one `<x>_loss` key can hold a summary row: such a block is written out as records."""
+    out: list[Entry] = []
+    for entry in entries:
+        if isinstance(entry, Block):
+            if len(entry.keys) == 1 and entry.keys[0].endswith("loss") and int(entry.steps[0]) == last_step:
+                out.extend(entry.rows())
+            else:
+                out.append(entry)
+            last_step = int(entry.steps[-1])
+        else:
+            out.append(entry)
+            if entry.phase == "train":
+                last_step = entry.step
+    return out
 
 
 def _finite_numbers(values: dict[str, Any]) -> dict[str, float]:

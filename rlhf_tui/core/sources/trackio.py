@@ -24,7 +24,7 @@ import os
 import sqlite3
 from typing import Any
 
-import orjson
+import msgspec
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import split_phase
@@ -142,7 +142,7 @@ def project_name(path: str) -> str:
 
 def _load(text: Any) -> dict[str, Any]:
     try:
-        value = orjson.loads(text) if text is not None else None
-    except (orjson.JSONDecodeError, TypeError):
+        value = msgspec.json.decode(text) if text is not None else None
+    except (msgspec.DecodeError, RecursionError, TypeError):
         return {}
     return value if isinstance(value, dict) else {}

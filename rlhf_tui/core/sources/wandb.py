@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-import orjson
+import msgspec
 import yaml
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
@@ -587,8 +587,8 @@ def read_metadata_json(data: bytes, name: str = "wandb-metadata.json") -> Update
     """`files/wandb-metadata.json`: the host and start time of the run."""
     update = Update(replace=True)
     try:
-        meta = orjson.loads(data)
-    except orjson.JSONDecodeError:
+        meta = msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError):
         update.notes.append(f"{name}: not valid JSON")
         return update
     if not isinstance(meta, dict):
