@@ -3,8 +3,10 @@ happened. The TUI (ui/live.py) and `rlhf-top watch` (watcher.py) both run this l
 of its own, and hear from it through `on_pass`.
 
 `Follower.run()` owns the session; others hold `lock` while they read a run. Passes are paced: however
-fast runs log, there is at most one pass per `FRAME_SECONDS`. Events (events.py) are worked out once
-the cold start is over, then after every pass for the runs it changed.
+fast runs log, there is at most one pass per `FRAME_SECONDS`. The cold start shows each big log's
+tail first and its history when worker processes have read it (core/history.py), the run on screen
+first (`prefer`). Events (events.py) are worked out once the cold start is over, then after every
+pass for the runs it changed.
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class Follower:
         self._force = True
         self._wake.set()
 
+    def prefer(self, run_paths: list[str]) -> None:
+        """Read these runs' histories before the others' (the runs on screen)."""
+        if self.session is not None:
+            self.session.monitor.prefer(run_paths)
+
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
@@ -92,6 +99,7 @@ class Follower:
             )
             monitor = self.session.monitor
             monitor.pass_budget = PASS_BUDGET
+            monitor.preview = True
             monitor.on_remote_change = self._wake.set
             if settings.poll_seconds is None and monitor.local_roots:
                 feed = ChangeFeed(monitor.local_roots, on_change=self._wake.set)
@@ -113,6 +121,7 @@ class Follower:
             self._remember_files()
         self.on_pass(Pass(changed))
         while session.monitor.backlog and not self._stopping.is_set():
+            session.monitor.await_history(FRAME_SECONDS)
             with self.lock:
                 changed = session.refresh([])
             self.on_pass(Pass(changed))

@@ -15,7 +15,9 @@ from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.remote import RemoteSettings
 from rlhf_tui.core.run import ProcessProbe, Run
-from rlhf_tui.rules import Diagnosis, Diagnostics, load_rules, run_status, severity
+from rlhf_tui.rules import Diagnosis, Diagnostics, Status, load_rules, run_status, severity
+
+LOADING = "Loading"  # the status word of a run whose history is still being read
 
 
 class Session:
@@ -42,10 +44,16 @@ class Session:
         return found if found is not None else self._analyze(run)
 
     def _analyze(self, run: Run) -> Diagnosis:
+        now = self.clock()
+        if run.loading:  # findings wait for the whole history: a baseline is its start, not its tail
+            status = run_status(run, (), now)
+            if status.severity == severity.OK:
+                status = Status(LOADING, severity.OK, "its history is being read; findings follow", status.lifecycle)
+            diagnosis = self._diagnoses[run] = Diagnosis((), status)
+            return diagnosis
         engine = self._engines.get(run)
         if engine is None:
             engine = self._engines[run] = Diagnostics(self.rules)
-        now = self.clock()
         engine.update(run, now)
         findings = tuple(engine.findings)
         diagnosis = self._diagnoses[run] = Diagnosis(findings, run_status(run, findings, now))

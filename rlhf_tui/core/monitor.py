@@ -7,6 +7,10 @@ pass so a huge backlog in one run never blocks the others; `catch_up()` reads ev
 A root on another machine (`ssh://`, `s3://`, `gs://`) is found and read by its own thread
 (`remote.py`); the monitor takes what that thread found and read without ever waiting on it.
 
+A big JSONL metrics log found at start (or later) is split at its size: its history is read in worker
+processes (history.py) while the monitor goes on with everything else, and its tail is shown
+meanwhile when `preview` is set (the TUI, `watch`); from there it is followed like any file.
+
 Files are followed three ways: appended streams (`FileTail` + a reader fed the new bytes), whole
 documents re-read when they change (`WholeFile`), and tracker stores that are queried, not read
 (a Trackio or MLflow database, an MLflow file-store run): those sources follow themselves, and
@@ -17,13 +21,15 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH, discover
-from rlhf_tui.core.filesystem import is_remote
+from rlhf_tui.core.filesystem import LOCAL, is_remote
+from rlhf_tui.core.history import HISTORY_MIN_BYTES, READERS, Histories, History, Job, default_workers, read_tail
 from rlhf_tui.core.records import Update
 from rlhf_tui.core.remote import RemoteRoot, RemoteSettings, RootStatus
 from rlhf_tui.core.run import ProcessProbe, Run, SourceFile
@@ -88,7 +94,9 @@ class Monitor:
         pass_budget: int = PASS_BUDGET,
         process_probe: ProcessProbe | None = None,
         remote: RemoteSettings | None = None,
+        workers: int | None = None,
     ) -> None:
+        """workers: processes that read histories (None: one per core; 0: read them in-process)."""
         self.remotes: dict[str, RemoteRoot] = {}
         self.roots = []
         for root in roots:
@@ -111,13 +119,17 @@ class Monitor:
         self._by_path: dict[str, tuple[Run, SourceFile]] = {}
         self._pending: set[str] = set()
         self._found_notes: list[str] = []
+        self.histories = Histories(default_workers() if workers is None else workers)
+        self._arrived: list[History] = []
+        self.preview = False  # show the tail of a file while its history loads
         for found_remote in self.remotes.values():
             found_remote.start()
 
     def close(self) -> None:
-        """Stop the remote roots' threads."""
+        """Stop the remote roots' threads and the history workers."""
         for remote in self.remotes.values():
             remote.stop()
+        self.histories.close()
 
     @property
     def notes(self) -> list[str]:
@@ -201,7 +213,7 @@ class Monitor:
         run.merge_facts()
 
     def _attach_files(self, run: Run, artefacts: dict[str, str], stores: dict[str, tuple[str, str]]) -> bool:
-        added = False
+        added: list[str] = []
         newest_state = _newest_trainer_state(artefacts)
         for path, kind in sorted(artefacts.items()):
             if path in run.files:
@@ -213,14 +225,68 @@ class Monitor:
                     self._forget(run, old)
             run.files[path] = self._source_file(path, kind, stores.get(path))
             self._by_path[path] = (run, run.files[path])
-            self._pending.add(path)
-            added = True
-        return added
+            added.append(path)
+        for path in added:
+            self._start(run, run.files[path])
+        return bool(added)
 
+    def _start(self, run: Run, file: SourceFile) -> None:
+        """Read a new file: at once, or a big log's history off the live path (its tail first)."""
+        job = self._history_job(run, file)
+        if job is None:
+            self._pending.add(file.path)
+            return
+        file.history = job
+        self.histories.add(job)
+        if self.preview:
+            update = _safely(read_tail, job)
+            update.notes = []  # the history brings them, with the right line numbers
+            if file.kind == "metrics":
+                _settle_metrics_logical(file, update)
+            run.apply(file, update, job.mtime)
+
+    def _history_job(self, run: Run, file: SourceFile) -> Job | None:
+        follower = file.follower
+        if file.kind not in READERS or type(follower) is not FileTail or follower.fs is not LOCAL:
+            return None
+        if any(other is not file and other.logical == file.logical for other in run.files.values()):
+            return None  # several files feed that source: they are read in step, the ordinary way
+        try:
+            st = os.stat(file.path)
+        except OSError:
+            return None
+        if st.st_size < HISTORY_MIN_BYTES or not stat.S_ISREG(st.st_mode):
+            return None
+        return Job(file.path, file.kind, st.st_size, (st.st_dev, st.st_ino), st.st_mtime)
+
+    def _apply_history(self, history: History) -> Run | None:
+        """A history read: it replaces the tail shown meanwhile; the file is followed from its end."""
+        job = history.job
+        entry = self._by_path.get(job.path)
+        if entry is None or entry[1].history != job:
+            return None  # the file left its run meanwhile
+        run, file = entry
+        file.history = None
+        self._pending.add(file.path)
+        update = history.update
+        if update is None:  # replaced or shrunk meanwhile: read from its start like any file
+            if file.logical in run.data:
+                run.apply(file, Update(replace=True))
+            return run
+        if file.kind == "metrics":
+            _settle_metrics_logical(file, update)
+        update.replace = file.logical in run.data
+        file.reader = history.reader
+        follower = file.follower
+        follower.offset, follower.identity, follower.size = job.size, job.identity, job.size
+        file.bytes_read += job.size
+        run.apply(file, update, job.mtime)
+        return run
     def _forget(self, run: Run, path: str) -> None:
         remote = self._remote_of(path)
         if remote is not None:
             remote.unfollow(path)
+        self.histories.cancel(path)
         run.files.pop(path, None)
         self._by_path.pop(path, None)
         self._pending.discard(path)
@@ -271,6 +337,12 @@ class Monitor:
         budget = self.pass_budget
         changed: set[Run] = set(found_runs)
         with _collector_paused():
+            arrived, self._arrived = self._arrived + self.histories.take(), []
+            for history in arrived:
+                run = self._apply_history(history)
+                if run is not None:
+                    changed.add(run)
+                    wanted.add(history.job.path)
             self._read_wanted(sorted(wanted), budget, changed)
         for run in changed:
             if self.analyze is not None:
@@ -283,6 +355,8 @@ class Monitor:
             if entry is None:
                 continue
             run, file = entry
+            if file.history is not None:
+                continue  # read when its history is
             if budget <= 0:
                 self._pending.add(path)
                 continue
@@ -304,7 +378,16 @@ class Monitor:
 
     @property
     def backlog(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending) or bool(self.histories) or bool(self._arrived)
+
+    def await_history(self, timeout: float) -> None:
+        """Wait up to `timeout` s for a history to be read (without touching any run: no lock needed)."""
+        if self.histories and not self._arrived and not self._pending:
+            self._arrived += self.histories.take(timeout)
+
+    def prefer(self, run_paths: Iterable[str]) -> None:
+        """Read the histories of these runs' files before the others' (the run on screen); any thread."""
+        self.histories.prefer(run_paths)
 
     def catch_up(self) -> set[Run]:
         """Read everything there is. Remote roots first find their runs (or fail to), then read each
@@ -316,7 +399,9 @@ class Monitor:
             changed |= self.scan()
         changed |= self.poll()
         while True:
-            while self._pending:
+            while self.backlog:
+                if not self._pending:
+                    self.await_history(0.1)
                 changed |= self.poll([])
             if not any(remote.behind() for remote in self.remotes.values()):
                 return changed

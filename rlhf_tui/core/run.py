@@ -17,13 +17,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rlhf_tui.core.metrics import infer_trainer, resolve_roles, trainer_label
 from rlhf_tui.core.records import EVAL_PREFIX, Block, Crash, Entry, Record, Update
 from rlhf_tui.core.series import Series
+
+if TYPE_CHECKING:
+    from rlhf_tui.core.history import Job
 
 # Which logical source a run shows when several are equally current (higher wins).
 SOURCE_RANK = {
@@ -260,6 +263,7 @@ class SourceFile:
     error: str | None = None
     missing: bool = False
     bytes_read: int = 0
+    history: Job | None = None  # its history is being read off the live path; what it shows is provisional
 
 
 class Run:
@@ -360,6 +364,11 @@ class Run:
     @property
     def finished(self) -> bool:
         return any(f.finished for f in self.files.values())
+
+    @property
+    def loading(self) -> bool:
+        """Part of its history is still being read: what it shows is its tail (history.py)."""
+        return any(f.history is not None for f in self.files.values())
 
     def step_interval(self) -> float | None:
         """Median seconds per logged step over the recent past (cached until new steps arrive)."""

@@ -1,0 +1,160 @@
+"""A big log's history read off the live path (core/history.py): in worker processes or in-process, with
+its tail shown first or not, a run ends up exactly as when the monitor reads the whole file itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import rlhf_tui.core.monitor as monitor_module
+from rlhf_tui.core import runlog
+from rlhf_tui.core.history import HISTORY_MIN_BYTES, TAIL_BYTES, Histories, Job
+from rlhf_tui.core.monitor import Monitor
+from rlhf_tui.session import LOADING, open_session
+
+STEPS = 6000
+
+
+def line(step: int, loss: float | str = 0.5) -> str:
+    stamp = f"2026-11-26T01:{(step // 60) % 60:02d}:{step % 60:02d}.{step % 1_000_000:06d}+00:00"
+    metrics = {"dpo_loss": loss, "win_rate": 0.5 + step / 1e5, "reward_margin": step / 1e4, "kl": 0.01}
+    return runlog.line(runlog.step(step, stamp, metrics))
+
+
+def write_run(path, steps: range, footer: bool = True) -> str:
+    log = path / "metrics.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n"]
+    lines += [line(s, 0.69 - s / 1e5) for s in steps]
+    lines[len(lines) // 2] = line(len(lines) // 2, "NaN").replace('"NaN"', "NaN")  # a NaN token mid-history
+    lines.insert(len(lines) - 2, '{"step": 5, "metrics": \n')  # a broken line near the end: a note with its number
+    if footer:
+        lines.append(json.dumps({"type": "footer", "status": "completed"}) + "\n")
+    log.write_text("".join(lines))
+    return str(log)
+
+
+def state(run) -> dict:
+    """Everything of a run that views, rules and reports read."""
+    series = {key: (run.series(key).steps.tolist(), np.nan_to_num(run.series(key).values, nan=-1).tolist()) for key in run.keys()}
+    return {
+        "series": series,
+        "times": run.times.values.tolist(),
+        "last_step": run.last_step,
+        "facts": run.facts,
+        "finished": run.finished,
+        "notes": list(run.notes),
+        "primary": run.primary,
+        "roles": run.roles,
+        "loading": run.loading,
+    }
+
+
+def read_all(root, workers: int, preview: bool = False) -> dict:
+    monitor = Monitor([str(root)], workers=workers)
+    monitor.preview = preview
+    try:
+        monitor.scan()
+        monitor.catch_up()
+        return {run.name: state(run) for run in monitor.visible_runs()}
+    finally:
+        monitor.close()
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    for index in range(3):
+        write_run(tmp_path / f"run-{index}", range(1, STEPS + 1), footer=index != 1)
+    write_run(tmp_path / "small", range(1, 50))
+    return tmp_path
+
+
+def test_history_in_workers_or_in_process_is_what_the_monitor_reads_itself(sweep, monkeypatch):
+    assert os.path.getsize(sweep / "run-0" / "metrics.jsonl") > HISTORY_MIN_BYTES
+    in_workers = read_all(sweep, workers=2, preview=True)
+    in_process = read_all(sweep, workers=0)
+    monkeypatch.setattr(monitor_module, "HISTORY_MIN_BYTES", 1 << 40)
+    itself = read_all(sweep, workers=0)
+    assert in_workers == itself and in_process == itself
+    assert itself["run-0"]["last_step"] == STEPS and not itself["run-0"]["loading"]
+
+
+def test_the_tail_shows_first_and_the_history_replaces_it(sweep):
+    monitor = Monitor([str(sweep)], workers=0)
+    monitor.preview = True
+    try:
+        monitor.scan()
+        runs = {run.name: run for run in monitor.runs.values()}
+        run = runs["run-0"]
+        assert run.loading and run.last_step == STEPS and run.trainer == "dpo"
+        shown = len(run.role("loss"))
+        assert 50 < shown < STEPS and run.role("loss").steps[0] > 1
+        assert shown * len(line(STEPS)) <= TAIL_BYTES + len(line(STEPS))
+        assert not run.notes
+        assert runs["small"].last_step is None and not runs["small"].loading  # read the ordinary way, in poll
+        monitor.catch_up()
+        assert not run.loading and len(run.role("loss")) == STEPS and run.finished
+        assert run.role("loss").nonfinite_count == 1
+    finally:
+        monitor.close()
+
+
+def test_lines_appended_while_the_history_loads_are_read_after_it_once(sweep):
+    log = sweep / "run-1" / "metrics.jsonl"
+    monitor = Monitor([str(sweep)], workers=0)
+    monitor.preview = True
+    try:
+        monitor.scan()
+        with open(log, "a") as handle:
+            handle.writelines(line(s) for s in range(STEPS + 1, STEPS + 11))
+        monitor.catch_up()
+        run = next(run for run in monitor.runs.values() if run.name == "run-1")
+        assert run.role("loss").steps.tolist() == list(range(1, STEPS + 11))
+    finally:
+        monitor.close()
+
+
+def test_a_log_replaced_while_its_history_loads_is_read_from_its_start(sweep):
+    log = sweep / "run-2" / "metrics.jsonl"
+    monitor = Monitor([str(sweep)], workers=0)
+    monitor.preview = True
+    try:
+        monitor.scan()
+        os.rename(log, sweep / "run-2" / "old.txt")
+        write_run(sweep / "run-2", range(1, 101))
+        monitor.catch_up()
+        run = next(run for run in monitor.runs.values() if run.name == "run-2")
+        assert run.role("loss").steps.tolist() == list(range(1, 101)) and not run.loading
+    finally:
+        monitor.close()
+
+
+def test_newest_first_and_the_run_on_screen_before_all():
+    histories = Histories(workers=0)
+    jobs = [Job(f"/runs/r{i}/metrics.jsonl", "metrics", 10, (0, i), mtime) for i, mtime in enumerate((5.0, 9.0, 1.0, 7.0))]
+    for job in jobs:
+        histories.add(job)
+    assert histories._next() is jobs[1]
+    histories.prefer(["/runs/r2"])
+    assert histories._next() is jobs[2]
+    assert histories._next() is jobs[3] and histories._next() is jobs[0] and histories._next() is None
+
+
+def test_a_loading_run_has_no_findings_until_its_history_is_read(sweep):
+    session = open_session([str(sweep)])
+    session.monitor.histories.workers = 0
+    session.monitor.preview = True
+    try:
+        session.refresh([], rescan=True)
+        run = next(run for run in session.runs() if run.name == "run-0")
+        assert run.loading and session.diagnosis(run).status.word == LOADING and not session.diagnosis(run).findings
+        session.load()
+        diagnosis = session.diagnosis(run)
+        assert not run.loading and diagnosis.status.word != LOADING
+        assert any(f.severity == "critical" for f in diagnosis.findings)  # the NaN in its history
+    finally:
+        session.close()
