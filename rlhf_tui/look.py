@@ -28,6 +28,8 @@ LIFECYCLE_GLYPH = {
     "gone": "?",
 }
 
+LOADING_GLYPH = "…"  # a run whose history is still being read
+
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 
 

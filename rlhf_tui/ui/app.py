@@ -30,7 +30,7 @@ from rlhf_tui.notify import Notifier, compose
 from rlhf_tui.notify import log as notify_log
 from rlhf_tui.report import build_report, is_inside, render_markdown, write_new_file
 from rlhf_tui.ui.desktop import notification
-from rlhf_tui.ui.live import Batch, LiveLoop, LoopSettings
+from rlhf_tui.ui.live import Batch, LiveLoop, Loading, LoopSettings
 from rlhf_tui.ui.messages import BatchWaiting, ExportFinished, RunViewReady
 from rlhf_tui.ui.run_data import RunViewRequest, prepare
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
@@ -95,6 +95,8 @@ class RlhfTop(App[int]):
     """Problems that belong to no run: unreadable roots, bad rule files, file watching unavailable."""
     root_states: reactive[tuple[RootStatus, ...]] = reactive(())
     """Where each remote root stands: connected, retrying in N s, auth failed."""
+    history_progress: reactive[Loading | None] = reactive(None)
+    """How far reading the runs' histories is (big logs show their tail until then)."""
 
     def __init__(self, settings: LoopSettings, quiet: bool = False, notifier: Notifier | None = None) -> None:
         """quiet: no bell and no desktop notification on events; notifier: where else events go (--notify)."""
@@ -150,6 +152,8 @@ class RlhfTop(App[int]):
             self.notify(error, title="rlhf-top", severity="error", timeout=15, markup=False)
         if batch.roots is not None:
             self.root_states = tuple(batch.roots)
+        if batch.loading is not None:
+            self.history_progress = batch.loading
         if batch.notes is not None:
             self.global_notes = tuple(batch.notes)
             if batch.notes and self.loaded:
@@ -214,6 +218,7 @@ class RlhfTop(App[int]):
             self.home.table.refresh_ages()
 
     def open_runs(self, paths: list[str]) -> None:
+        self.loop.prefer(paths)
         self.push_screen(RunScreen(paths))
 
     def _selected_run(self) -> str | None:

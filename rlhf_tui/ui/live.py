@@ -20,7 +20,7 @@ from rlhf_tui.follow import Follower, LoopSettings, Pass
 from rlhf_tui.session import Session
 from rlhf_tui.ui.snapshot import RunSnapshot, take_snapshot
 
-__all__ = ["Batch", "LiveLoop", "LoopSettings"]
+__all__ = ["Batch", "LiveLoop", "Loading", "LoopSettings"]
 
 
 @dataclass
@@ -33,6 +33,20 @@ class Batch:
     errors: list[str] = field(default_factory=list)  # loop failures the user should see
     events: list[Event] = field(default_factory=list)  # what to alert the user to, in order
     roots: list[RootStatus] | None = None  # remote roots' connection states, when they changed
+    loading: Loading | None = None  # how far reading the runs' histories is, when that changed
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How far the cold start is: history bytes read of all there are, and runs still loading."""
+
+    done_bytes: int
+    total_bytes: int
+    runs: int
+
+    @property
+    def fraction(self) -> float:
+        return self.done_bytes / self.total_bytes if self.total_bytes else 1.0
 
 
 class LiveLoop:
@@ -46,6 +60,7 @@ class LiveLoop:
         self._posted = False
         self._notes: list[str] = []
         self._root_labels: list[tuple[str, str]] = []
+        self._loading: Loading | None = None
 
     # --- what the UI thread calls ----------------------------------------------------------
 
@@ -58,6 +73,10 @@ class LiveLoop:
     def refresh_now(self) -> None:
         """Re-read everything and look for new runs now (the `r` key)."""
         self.follower.refresh_now()
+
+    def prefer(self, run_paths: list[str]) -> None:
+        """Read the histories of the runs on screen first."""
+        self.follower.prefer(run_paths)
 
     @property
     def paused(self) -> bool:
@@ -94,6 +113,7 @@ class LiveLoop:
         snapshots = {}
         notes = None
         roots = None
+        loading = None
         session = self.session
         if session is not None:
             with self.lock:
@@ -102,13 +122,17 @@ class LiveLoop:
                     run.path: take_snapshot(run, session.diagnosis(run), now) for run in done.changed if run in visible
                 }
                 current = [one_line(note, 500) for note in session.notes]
+                still = self._loading is not None and self._loading.runs > 0
+                progress = self._progress(session) if done.changed or still else self._loading
+            if progress != self._loading:
+                self._loading = loading = progress
             if current != self._notes:
                 self._notes = notes = current
             statuses = session.monitor.root_status()
             labels = [(status.root, status.label(now)) for status in statuses]
             if labels != self._root_labels:
                 self._root_labels, roots = labels, statuses
-        nothing = not snapshots and notes is None and roots is None
+        nothing = not snapshots and notes is None and roots is None and loading is None
         if nothing and not done.loaded and done.error is None and not done.events:
             return
         with self._outbox_lock:
@@ -117,6 +141,8 @@ class LiveLoop:
                 self._outbox.notes = notes
             if roots is not None:
                 self._outbox.roots = roots
+            if loading is not None:
+                self._outbox.loading = loading
             self._outbox.loaded |= done.loaded
             if done.error is not None:
                 self._outbox.errors.append(done.error)
@@ -125,3 +151,9 @@ class LiveLoop:
             self._posted = True
         if post:
             self.notify()
+
+    @staticmethod
+    def _progress(session: Session) -> Loading:
+        histories = session.monitor.histories
+        runs = sum(1 for run in session.monitor.runs.values() if run.loading) if histories else 0
+        return Loading(histories.done_bytes, histories.total_bytes, runs)

@@ -79,6 +79,7 @@ class RunSnapshot:
     notes: tuple[str, ...]
     sparks: dict[str, tuple[float, ...]] = field(default_factory=dict)
     version: int = 0
+    loading: bool = False  # its history is still being read: what it shows is its tail, findings wait
 
     @property
     def has_problem(self) -> bool:
@@ -181,4 +182,5 @@ def take_snapshot(run: Run, diagnosis: Diagnosis, now: float) -> RunSnapshot:
         notes=tuple(one_line(note, 500) for note in run.notes),
         sparks=sparks,
         version=run.version,
+        loading=run.loading,
     )

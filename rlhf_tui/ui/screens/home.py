@@ -12,7 +12,7 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from rlhf_tui.look import glyph
+from rlhf_tui.look import glyph, progress_bar
 from rlhf_tui.rules import severity
 from rlhf_tui.ui.widgets.panes import CrashPane, InsightsPane
 from rlhf_tui.ui.widgets.runs_table import SORT_KEYS, SORT_LABELS, RunsTable
@@ -53,7 +53,7 @@ class HomeScreen(Screen):
         self.query_one("#filter", Input).display = False
         self.table.focus()
         self.show_details()
-        for state in ("loaded", "paused", "global_notes", "root_states"):
+        for state in ("loaded", "paused", "global_notes", "root_states", "history_progress"):
             self.watch(self.app, state, self.update_summary)
 
     @property
@@ -95,7 +95,12 @@ class HomeScreen(Screen):
         text.append(f"  sort: {SORT_LABELS[table.sort_by]} {direction}", style="dim")
         if table.terms:
             text.append(f"  filter: {' | '.join(table.terms)}", style="bold")
-        if not app.loaded:
+        progress = app.history_progress
+        if progress is not None and progress.runs:
+            runs = f"{progress.runs} run{'s' if progress.runs != 1 else ''}"
+            bar = progress_bar(progress.done_bytes, progress.total_bytes, 8)
+            text.append(f"  loading {progress.fraction:.0%} {bar} ({runs} to go)", style="italic")
+        elif not app.loaded:
             text.append("  loading…", style="italic")
         if app.paused:
             text.append("  ⏸ PAUSED", style="bold reverse")
@@ -110,6 +115,8 @@ class HomeScreen(Screen):
     @on(RunsTable.Highlighted)
     def _highlighted(self, event: RunsTable.Highlighted) -> None:
         if event.path != self.shown_path:
+            if event.path is not None:
+                self.app.loop.prefer([event.path])
             self.app.leave_run(self.shown_path, event.path)
             self.shown_path = event.path
             self.detail = "crash" if self._crash_relevant() else "insights"

@@ -25,7 +25,9 @@ def insights_renderable(snapshot: RunSnapshot | None, new: set[str], look: Look)
         return Group(Text("No run selected.", style="dim"))
     parts: list[Text | Padding] = []
     if not snapshot.findings:
-        if snapshot.step is None:
+        if snapshot.loading:
+            parts.append(Text("… Reading the run's history: its findings follow once all of it is read.", style="dim"))
+        elif snapshot.step is None:
             parts.append(Text("No steps logged yet.", style="dim"))
         else:
             parts.append(Text("✓ No findings.", style="green"))
@@ -88,7 +90,7 @@ class InsightsPane(VerticalScroll, can_focus=True):
 
     def show(self, snapshot: RunSnapshot | None, new: set[str]) -> None:
         """Redraw only when what the pane says changed (not on every new step of the run)."""
-        key = (snapshot.name, snapshot.findings, snapshot.notes, snapshot.step is None, frozenset(new)) if snapshot else None
+        key = (snapshot.name, snapshot.findings, snapshot.notes, snapshot.step is None, snapshot.loading, frozenset(new)) if snapshot else None
         if key == self._shown and self._shown is not None:
             return
         self._shown = key

@@ -22,7 +22,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from rlhf_tui.core.display import format_age, format_value
-from rlhf_tui.look import LIFECYCLE_GLYPH, glyph, progress_bar, sparkline
+from rlhf_tui.look import LIFECYCLE_GLYPH, LOADING_GLYPH, glyph, progress_bar, sparkline
 from rlhf_tui.rules import severity
 from rlhf_tui.ui.snapshot import RunSnapshot
 
@@ -464,6 +464,8 @@ class RunsTable(Widget, can_focus=True):
 
     def _cell(self, snapshot: RunSnapshot, key: str, age: str) -> list[tuple[str, Style | None]]:
         if key == "status":
+            if snapshot.loading and snapshot.severity == severity.OK:
+                return [(f"{LOADING_GLYPH} {snapshot.status}", DIM)]
             return [(f"{glyph(snapshot.severity)} {snapshot.status}", Style.parse(self.app.look.style(snapshot.severity)))]
         if key == "name":
             return [(snapshot.name, None)] + ([(" !", YELLOW)] if snapshot.notes else [])
