@@ -1,8 +1,10 @@
 import math
 import time
 
+import numpy as np
+
 from rlhf_tui.core.records import Crash, Record, Update
-from rlhf_tui.core.run import Run, SourceFile
+from rlhf_tui.core.run import DECIMATED_POINTS, Run, SourceFile
 
 
 def make_run(tmp_path):
@@ -151,6 +153,30 @@ def test_rewind_is_noted(tmp_path):
 
 def test_memory_per_point_is_small(tmp_path):
     run = make_run(tmp_path)
+    run.full_resolution = True  # no key decimated
     f = source(run, "metrics.jsonl", "ptt")
     run.apply(f, Update(records=[Record(s, float(s), {f"k{i}": 0.1 for i in range(10)}) for s in range(20000)]))
-    assert run.nbytes() / run.points() < 40
+    assert run.points() == 200000 and run.nbytes() / run.points() < 12  # steps kept once for all ten keys
+
+
+def test_keys_no_role_is_read_from_are_decimated_keeping_extremes(tmp_path):
+    steps = range(1, 20001)
+    spike = {5000: 99.0, 12345: -99.0}
+
+    def values(s):
+        return {"loss": 1.0 / s, "my/custom": spike.get(s, float(s % 7)), "grad_norm_max": 1.0}
+
+    run = make_run(tmp_path)
+    f = source(run, "metrics.jsonl", "ptt")
+    run.apply(f, Update(records=[Record(s, None, values(s)) for s in steps[:15000]]))
+    run.apply(f, Update(records=[Record(s, None, values(s)) for s in steps[15000:]]))
+    assert len(run.role("loss")) == 20000
+    custom = run.series("my/custom")
+    assert len(custom) <= 2 * DECIMATED_POINTS and custom.appended == 20000
+    assert {99.0, -99.0} <= set(custom.values.tolist()) and custom.steps[-1] == 20000
+    assert bool((np.diff(custom.steps) > 0).all())
+    on_screen = make_run(tmp_path)
+    on_screen.full_resolution = True
+    g = source(on_screen, "metrics.jsonl", "ptt")
+    on_screen.apply(g, Update(records=[Record(s, None, values(s)) for s in steps]))
+    assert len(on_screen.series("my/custom")) == 20000

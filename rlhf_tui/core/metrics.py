@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from rlhf_tui.core.records import EVAL_PREFIX
+
 @dataclass(frozen=True)
 class TrainerKind:
     """label: how a person names it. family: whose alias table names its metrics. rules_as: the
@@ -262,6 +264,18 @@ def alias_table(trainer: str) -> dict[str, tuple[str, ...]]:
 
 
 ROLES = tuple(dict.fromkeys(role for table in _BY_FAMILY.values() for role in table))
+_ROLE_KEYS = frozenset(
+    alias + suffix
+    for table in _BY_FAMILY.values()
+    for aliases in table.values()
+    for alias in aliases
+    for suffix in ("", "_mean")
+)
+
+
+def may_carry_a_role(key: str) -> bool:
+    """Whether some trainer's roles could be read from this raw key (its `eval_` twin too)."""
+    return key in _ROLE_KEYS or (key.startswith(EVAL_PREFIX) and key[len(EVAL_PREFIX) :] in _ROLE_KEYS)
 
 
 def resolve_roles(trainer: str, keys: Collection[str]) -> dict[str, str]:

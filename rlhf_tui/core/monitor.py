@@ -122,6 +122,7 @@ class Monitor:
         self.histories = Histories(default_workers() if workers is None else workers)
         self._arrived: list[History] = []
         self.preview = False  # show the tail of a file while its history loads
+        self._on_screen: frozenset[str] = frozenset()  # runs kept at full resolution
         for found_remote in self.remotes.values():
             found_remote.start()
 
@@ -280,6 +281,7 @@ class Monitor:
         follower = file.follower
         follower.offset, follower.identity, follower.size = job.size, job.identity, job.size
         file.bytes_read += job.size
+        run.full_resolution = run.path in self._on_screen
         run.apply(file, update, job.mtime)
         return run
     def _forget(self, run: Run, path: str) -> None:
@@ -357,6 +359,7 @@ class Monitor:
             run, file = entry
             if file.history is not None:
                 continue  # read when its history is
+            run.full_resolution = run.path in self._on_screen
             if budget <= 0:
                 self._pending.add(path)
                 continue
@@ -386,8 +389,10 @@ class Monitor:
             self._arrived += self.histories.take(timeout)
 
     def prefer(self, run_paths: Iterable[str]) -> None:
-        """Read the histories of these runs' files before the others' (the run on screen); any thread."""
-        self.histories.prefer(run_paths)
+        """The runs on screen: their histories are read before the others', and none of their keys
+        is decimated while they are; any thread."""
+        self._on_screen = frozenset(run_paths)
+        self.histories.prefer(self._on_screen)
 
     def catch_up(self) -> set[Run]:
         """Read everything there is. Remote roots first find their runs (or fail to), then read each

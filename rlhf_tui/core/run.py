@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rlhf_tui.core.metrics import infer_trainer, resolve_roles, trainer_label
+from rlhf_tui.core.metrics import infer_trainer, may_carry_a_role, resolve_roles, trainer_label
 from rlhf_tui.core.records import EVAL_PREFIX, Block, Crash, Entry, Record, Update
-from rlhf_tui.core.series import Series
+from rlhf_tui.core.series import Series, StepAxis
 
 if TYPE_CHECKING:
     from rlhf_tui.core.history import Job
@@ -49,6 +49,9 @@ KILLED_GRACE_SECONDS = 30.0
 # copied from a cluster, logs without a footer. A hung job is still "stalled" the morning after.
 STOPPED_AFTER_SECONDS = 24 * 3600.0
 MAX_NOTES = 100
+# A key no role is read from (charted only when someone asks for it) keeps at most twice this many
+# points, each bucket's min and max: memory grows with the number of runs, not with their length.
+DECIMATED_POINTS = 512
 
 
 _BULK_MIN = 16
@@ -68,6 +71,7 @@ class _Batch:
     time_values: list[float] = field(default_factory=list)
     new_steps: int = 0
     newest_time: float | None = None
+    grown: set[str] = field(default_factory=set)  # keys that got points
 
 
 class SourceData:
@@ -76,17 +80,19 @@ class SourceData:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.series: dict[str, Series] = {}
-        self.times = Series()
+        self._axis = StepAxis()
+        self.times = Series(self._axis)
         self.last_step: int | None = None
         self.records = 0
         self._last_by_key: dict[str, int] = {}
 
-    def add(self, records: list[Entry]) -> tuple[int, float | None, int | None]:
+    def add(self, records: list[Entry], decimate: bool = True) -> tuple[int, float | None, int | None]:
         """Append records; a key's step at or before its last stored step is ignored.
 
         Returns (new train steps, newest record time, the step a rewind went back to, if any).
         Blocks, and stretches of train records with the same keys and rising steps (the usual
         backlog), are appended column-wise in one go; everything else goes record by record.
+        With `decimate`, a key that may carry no role is decimated past 2 x DECIMATED_POINTS.
         """
         batch = _Batch()
         rewound_to = None
@@ -105,6 +111,11 @@ class SourceData:
         if pending:
             rewound_to = self._add_rows(pending, batch, rewound_to)
         self._flush(batch)
+        if decimate:
+            for key in batch.grown:
+                series = self.series[key]
+                if len(series) > 2 * DECIMATED_POINTS and not may_carry_a_role(key):
+                    series.decimate(DECIMATED_POINTS)
         return batch.new_steps, batch.newest_time, rewound_to
 
     def _add_rows(self, records: list[Record], batch: _Batch, rewound_to: int | None) -> int | None:
@@ -189,6 +200,7 @@ class SourceData:
         for key, column in zip(keys, columns):
             self._series(key).extend(steps, column)
             last_by_key[key] = int(steps[-1])
+        batch.grown.update(keys)
         timed = np.isfinite(times)
         if timed.any():
             self.times.extend(steps[timed], times[timed])
@@ -229,6 +241,7 @@ class SourceData:
     def _flush(self, batch: _Batch) -> None:
         for key, (steps, values) in batch.columns.items():
             self._series(key).extend(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64))
+        batch.grown.update(batch.columns)
         batch.columns.clear()
         if batch.time_steps:
             self.times.extend(np.array(batch.time_steps, dtype=np.int64), np.array(batch.time_values))
@@ -238,14 +251,14 @@ class SourceData:
     def _series(self, key: str) -> Series:
         series = self.series.get(key)
         if series is None:
-            series = self.series[key] = Series()
+            series = self.series[key] = Series(self._axis)
         return series
 
     def points(self) -> int:
         return sum(len(s) for s in self.series.values())
 
     def nbytes(self) -> int:
-        return sum(s.nbytes() for s in self.series.values()) + self.times.nbytes()
+        return sum(s.nbytes() for s in self.series.values()) + self.times.nbytes() + self._axis.buffer.nbytes
 
 
 @dataclass
@@ -288,6 +301,7 @@ class Run:
         self.changed_at = time.monotonic()
         self.version = 0  # bumps on every change a view may want to redraw
         self.process_alive: bool | None = None
+        self.full_resolution = False  # it is on screen: no key of it is decimated meanwhile
         self._interval_key: tuple[str | None, int] | None = None
         self._interval: float | None = None
 
@@ -478,7 +492,7 @@ class Run:
             if data is not None and logical == self.primary:
                 self.generation += 1
             data = self.data[logical] = SourceData(logical)
-        new_steps, newest_time, rewound_to = data.add(update.records)
+        new_steps, newest_time, rewound_to = data.add(update.records, decimate=not self.full_resolution)
         if rewound_to is not None:
             self.note(
                 f"{os.path.relpath(file.path, self.path)}: steps went back to {rewound_to} "

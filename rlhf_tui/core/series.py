@@ -1,4 +1,5 @@
-"""Append-only metric series in numpy, with NaN/Inf accounting and min/max-keeping downsampling."""
+"""Append-only metric series in numpy (steps shared between the keys of a source), with NaN/Inf
+accounting and min/max-keeping downsampling."""
 
 from __future__ import annotations
 
@@ -9,26 +10,51 @@ import numpy as np
 _INITIAL_CAPACITY = 64
 
 
+class StepAxis:
+    """Steps that several series of one source share while each holds a value at every one of them:
+    a log that writes all its keys at every step keeps its steps once, not once per key."""
+
+    __slots__ = ("buffer", "size")
+
+    def __init__(self) -> None:
+        self.buffer = np.empty(_INITIAL_CAPACITY, dtype=np.int64)
+        self.size = 0
+
+    def extend(self, steps: np.ndarray) -> None:
+        n = len(steps)
+        if self.size + n > len(self.buffer):
+            buffer = np.empty(max(self.size + n, 2 * len(self.buffer)), dtype=np.int64)
+            buffer[: self.size] = self.buffer[: self.size]
+            self.buffer = buffer
+        self.buffer[self.size : self.size + n] = steps
+        self.size += n
+
+
 class Series:
     """Steps (int64) and values (float64) of one metric, growing by doubling.
 
     NaN and Inf are stored as they came and counted; consumers that cannot take them (widgets,
-    plotters) use `finite()`.
+    plotters) use `finite()`. Given an axis, the series keeps its steps there for as long as they
+    are the axis' first steps, and a copy of its own from the first step that differs.
     """
 
-    __slots__ = ("_steps", "_values", "_size", "nonfinite_count")
+    __slots__ = ("_steps", "_values", "_size", "_axis", "nonfinite_count", "appended")
 
-    def __init__(self) -> None:
-        self._steps = np.empty(_INITIAL_CAPACITY, dtype=np.int64)
+    def __init__(self, axis: StepAxis | None = None) -> None:
+        self._axis = axis
+        self._steps = np.empty(0 if axis is not None else _INITIAL_CAPACITY, dtype=np.int64)
         self._values = np.empty(_INITIAL_CAPACITY, dtype=np.float64)
         self._size = 0
         self.nonfinite_count = 0
+        self.appended = 0  # points ever appended: more than it holds once decimated
 
     def __len__(self) -> int:
         return self._size
 
     @property
     def steps(self) -> np.ndarray:
+        if self._axis is not None:
+            return self._axis.buffer[: self._size]
         return self._steps[: self._size]
 
     @property
@@ -37,7 +63,7 @@ class Series:
 
     @property
     def last_step(self) -> int | None:
-        return int(self._steps[self._size - 1]) if self._size else None
+        return int(self.steps[-1]) if self._size else None
 
     @property
     def last(self) -> float | None:
@@ -51,32 +77,51 @@ class Series:
         return float(values[finite[-1]]) if finite.size else None
 
     def append(self, step: int, value: float) -> None:
-        if self._size == len(self._steps):
-            self._grow(self._size + 1)
-        self._steps[self._size] = step
-        self._values[self._size] = value
-        self._size += 1
-        if not math.isfinite(value):
-            self.nonfinite_count += 1
+        self.extend(np.array([step], dtype=np.int64), np.array([value], dtype=np.float64))
 
     def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
         n = len(steps)
         if not n:
             return
-        if self._size + n > len(self._steps):
-            self._grow(self._size + n)
-        self._steps[self._size : self._size + n] = steps
+        if self._axis is not None and not self._follows_axis(steps):
+            self._leave_axis()
+        if self._axis is None:
+            if self._size + n > len(self._steps):
+                self._steps = _grown(self._steps, self._size, self._size + n)
+            self._steps[self._size : self._size + n] = steps
+        if self._size + n > len(self._values):
+            self._values = _grown(self._values, self._size, self._size + n)
         self._values[self._size : self._size + n] = values
         self._size += n
+        self.appended += n
         self.nonfinite_count += int(n - np.count_nonzero(np.isfinite(values)))
 
-    def _grow(self, needed: int) -> None:
-        capacity = max(needed, 2 * len(self._steps))
-        steps = np.empty(capacity, dtype=np.int64)
-        values = np.empty(capacity, dtype=np.float64)
-        steps[: self._size] = self.steps
-        values[: self._size] = self.values
-        self._steps, self._values = steps, values
+    def _follows_axis(self, steps: np.ndarray) -> bool:
+        """Whether these steps are (or now become) the axis' next ones after this series' last."""
+        axis = self._axis
+        assert axis is not None
+        if self._size == axis.size:
+            axis.extend(steps)
+            return True
+        end = self._size + len(steps)
+        return end <= axis.size and bool(np.array_equal(axis.buffer[self._size : end], steps))
+
+    def _leave_axis(self) -> None:
+        assert self._axis is not None
+        self._steps = np.empty(max(2 * self._size, _INITIAL_CAPACITY), dtype=np.int64)
+        self._steps[: self._size] = self._axis.buffer[: self._size]
+        self._axis = None
+
+    def decimate(self, points: int) -> None:
+        """Keep about `points` of its finite points for good: each bucket's min and max, as
+        `downsample` picks them (NaN/Inf stay counted)."""
+        steps, values = downsample(*self.finite(), points)
+        self._axis = None
+        self._size = len(steps)
+        self._steps = np.empty(max(2 * self._size, _INITIAL_CAPACITY), dtype=np.int64)
+        self._values = np.empty(len(self._steps), dtype=np.float64)
+        self._steps[: self._size] = steps
+        self._values[: self._size] = values
 
     def finite(self) -> tuple[np.ndarray, np.ndarray]:
         """Steps and values with NaN/Inf removed: what a widget may draw."""
@@ -84,7 +129,14 @@ class Series:
         return self.steps[mask], self.values[mask]
 
     def nbytes(self) -> int:
+        """Bytes of its own (steps on an axis are counted with the axis)."""
         return self._steps.nbytes + self._values.nbytes
+
+
+def _grown(array: np.ndarray, size: int, needed: int) -> np.ndarray:
+    grown = np.empty(max(needed, 2 * len(array)), dtype=array.dtype)
+    grown[:size] = array[:size]
+    return grown
 
 
 def downsample(x: np.ndarray, y: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
