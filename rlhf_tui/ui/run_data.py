@@ -149,10 +149,12 @@ def collect_chart(
     thresholds = []
     nonfinite = 0
     last = None
+    kept = appended = 0
     for index, (run, diagnosis) in enumerate(zip(runs, diagnoses)):
         series = metric.series(run)
         if series is None:
             continue
+        kept, appended = kept + len(series), appended + series.appended
         steps, values = series.finite()
         x = steps.astype(np.float64)
         if mappings is not None:
@@ -175,6 +177,8 @@ def collect_chart(
         title += f" · {len(lines)} of {len(runs)} runs"
     if nonfinite:
         title += f" · {nonfinite} NaN/Inf not drawn"
+    if kept < appended:  # a key no role is read from, decimated (core/run.py)
+        title += f" · decimated: {kept:,} of {appended:,} points kept, min/max of each stretch"
     if by_time and mappings is None:
         title += " · no wall times logged: by step"
     return Chart(title, lines, thresholds), unit

@@ -132,6 +132,8 @@ class RunScreen(Screen):
                 text.append(f"  {snapshot.trainer}  ")
                 text.append_text(self.app.look.badge(snapshot.status, snapshot.severity))
                 text.append(f"  step {format_step(snapshot.step, snapshot.max_steps)}")
+                if snapshot.loading:
+                    text.append("  … history loading: the last steps only", style="italic")
         else:
             names = [snapshots[p].name for p in self.paths if p in snapshots]
             text.append(f"{len(self.paths)} runs overlaid: ", style="bold")
