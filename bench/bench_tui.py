@@ -1,11 +1,12 @@
 """The TUI under load, end to end: `rlhf-top` in a pseudo-terminal, watched like a person would.
 
-    python bench/bench_tui.py [--runs 200] [--live 20] [--steps 1000] [--period 0.1] [--seconds 20] [--settle 60]
+    python bench/bench_tui.py [--runs 200] [--live 20] [--steps 1000] [--keys 4] [--period 0.1] [--seconds 20] [--settle 60]
 
 Makes RUNS run directories (PTT metrics.jsonl, STEPS steps each), starts `rlhf-top` on them in a
 pty of 200x60, reads everything it draws, and measures:
 
-- cold start: until the screen says "<RUNS> runs" and no longer "loading";
+- table on screen: until the screen says "<RUNS> runs" (every run has its row, big logs their tail);
+- cold start: until it no longer says "loading" (every history read and diagnosed);
 - keypress -> redraw: `s` (re-sorts all rows) until the new "sort: <key>" is drawn; quiet and busy;
 - append -> screen: LIVE runs each append a step every PERIOD seconds; a step number is unique to
   its run, and the time from the write to that number being drawn is the latency;
@@ -37,6 +38,7 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 
+import sweep
 from rlhf_tui.core import runlog
 
 COLUMNS, ROWS = 200, 60
@@ -47,9 +49,14 @@ DRAWN_STEP = re.compile(r"▶ (\d{6,})")
 OVERLAP = 64
 
 
+KEYS = 4  # metrics a line: 4, or 15 as PTT writes them for DPO (bench/sweep.py)
+
+
 def line(step: int, when: float, loss: float) -> str:
-    stamp = datetime.fromtimestamp(when, tz=timezone.utc).isoformat()
+    stamp = datetime.fromtimestamp(when, tz=timezone.utc).isoformat(timespec="microseconds")
     metrics = {"dpo_loss": loss, "win_rate": 0.6, "reward_margin": 0.2, "rewards_chosen": 0.1}
+    if KEYS > 4:
+        metrics.update({key: 0.5 for key in sweep.KEYS if key not in metrics})
     return runlog.line(runlog.step(step, stamp, metrics))
 
 
@@ -189,18 +196,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--live", type=int, default=20, help="runs that keep appending")
     parser.add_argument("--steps", type=int, default=1000, help="steps already logged per run")
+    parser.add_argument("--keys", type=int, choices=(4, 15), default=4, help="metrics a line")
     parser.add_argument("--period", type=float, default=0.1, help="seconds between steps of a live run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the busy and quiet phases")
     parser.add_argument("--settle", type=float, default=60.0, help="quiet seconds before the quiet phase")
     args = parser.parse_args()
+    global KEYS
+    KEYS = args.keys
     root = tempfile.mkdtemp(prefix="rlhf-top-bench-")
     terminal = None
     try:
         live_paths = make_runs(root, args.runs, args.live, args.steps, args.period)
         started = time.perf_counter()
         terminal = Terminal(root)
+        listed = f"{args.runs} runs"
         loaded = re.compile(rf"{args.runs} runs[^\n]*?sort: status ▼(?!  loading)")  # "loading…" has gone
+        terminal.expect(listed)
         terminal.expect(loaded)
+        terminal.wait(listed, timeout=300)
+        table = time.perf_counter() - started
         terminal.wait(loaded, timeout=300)
         cold = time.perf_counter() - started
         time.sleep(2)
@@ -237,7 +251,8 @@ def main() -> None:
         time.sleep(args.settle)  # all quiet long enough that ages tick by the minute, as in an idle night
         quiet_cpu = cpu_percent(terminal, args.seconds)
 
-        print(f"{args.runs} runs x {args.steps} steps; {args.live} append a step every {args.period * 1000:.0f} ms")
+        print(f"{args.runs} runs x {args.steps} steps; {args.live} append a step every {args.period * 1000:.0f} ms; {args.keys} metrics a line")
+        print(f"{'table on screen':<28} {table:7.2f} s")
         print(f"{'cold start (all listed)':<28} {cold:7.2f} s")
         print(summary("keypress -> redraw, quiet", quiet_keys))
         print(summary("keypress -> redraw, busy", busy_keys))

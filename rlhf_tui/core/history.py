@@ -20,7 +20,9 @@ worker processes (one per core), the bytes after are followed live, in-process, 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 import os
+from multiprocessing import forkserver
 from bisect import insort
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -194,12 +196,18 @@ class Histories:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # Not fork: the TUI has threads by now. A fork server that imported this module forks
-            # each worker ready to parse.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=start_fork_server())
         return self._pool
+
+
+def start_fork_server() -> multiprocessing.context.BaseContext:
+    """The context workers start in: not fork (the TUI has threads by now) but a fork server that
+    imported this module and forks each worker ready to parse. A program that replaces its standard
+    error (Textual does) calls this first: the server is started with the real one."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    forkserver.ensure_running()
+    return context
 
 
 def _age(job: Job) -> float:

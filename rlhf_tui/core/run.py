@@ -240,7 +240,10 @@ class SourceData:
 
     def _flush(self, batch: _Batch) -> None:
         for key, (steps, values) in batch.columns.items():
-            self._series(key).extend(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64))
+            if len(steps) == 1:  # a live step: one point for each key
+                self._series(key).append(steps[0], values[0])
+            else:
+                self._series(key).extend(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64))
         batch.grown.update(batch.columns)
         batch.columns.clear()
         if batch.time_steps:

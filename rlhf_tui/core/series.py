@@ -29,6 +29,12 @@ class StepAxis:
         self.buffer[self.size : self.size + n] = steps
         self.size += n
 
+    def append(self, step: int) -> None:
+        if self.size == len(self.buffer):
+            self.buffer = _grown(self.buffer, self.size, self.size + 1)
+        self.buffer[self.size] = step
+        self.size += 1
+
 
 class Series:
     """Steps (int64) and values (float64) of one metric, growing by doubling.
@@ -77,7 +83,25 @@ class Series:
         return float(values[finite[-1]]) if finite.size else None
 
     def append(self, step: int, value: float) -> None:
-        self.extend(np.array([step], dtype=np.int64), np.array([value], dtype=np.float64))
+        """One point, without making arrays of it: a live step appends one point to each key."""
+        size = self._size
+        axis = self._axis
+        if axis is not None:
+            if size == axis.size:
+                axis.append(step)
+            elif size > axis.size or axis.buffer[size] != step:
+                self._leave_axis()
+        if self._axis is None:
+            if size == len(self._steps):
+                self._steps = _grown(self._steps, size, size + 1)
+            self._steps[size] = step
+        if size == len(self._values):
+            self._values = _grown(self._values, size, size + 1)
+        self._values[size] = value
+        self._size = size + 1
+        self.appended += 1
+        if not math.isfinite(value):
+            self.nonfinite_count += 1
 
     def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
         n = len(steps)

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import plotext
 from rich.style import Style
 from rich.text import Text
 
@@ -26,7 +25,13 @@ LINE_COLORS = (39, 208, 41, 170, 51, 220, 99, 203)
 MIN_WIDTH = 24
 MIN_HEIGHT = 6
 
-plotext.terminal.limit(False, False)
+
+def _plotext():
+    """plotext, imported when the first chart is drawn (its import is a tenth of the start-up)."""
+    import plotext
+
+    plotext.terminal.limit(False, False)
+    return plotext
 
 
 @dataclass
@@ -120,6 +125,7 @@ def render_chart(chart: Chart, width: int, height: int, options: ChartOptions) -
         note = "no positive values for a log scale" if options.log_y and hidden else "no finite values yet"
         return Text(f"{chart.title}\n\n  {note}", no_wrap=True, overflow="ellipsis")
 
+    plotext = _plotext()
     figure = plotext.figure
     figure.clear()
     # Overlaid runs get a legend line under the chart: plotext's own box would hide their start.

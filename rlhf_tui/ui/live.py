@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rlhf_tui.core.history import start_fork_server
 from rlhf_tui.core.remote import RootStatus
 from rlhf_tui.core.run import Run
 from rlhf_tui.core.text import one_line
@@ -51,6 +52,7 @@ class Loading:
 
 class LiveLoop:
     def __init__(self, settings: LoopSettings, notify: Callable[[], None]) -> None:
+        start_fork_server()  # now, while standard error is still the terminal's: Textual replaces it
         self.settings = settings
         self.notify = notify
         self.follower = Follower(settings, self._publish, EventTracker())
