@@ -29,10 +29,12 @@ from rlhf_tui.look import Look
 from rlhf_tui.notify import Notifier, compose
 from rlhf_tui.notify import log as notify_log
 from rlhf_tui.report import build_report, is_inside, render_markdown, write_new_file
+from rlhf_tui.ui.config_data import prepare_config
 from rlhf_tui.ui.desktop import notification
 from rlhf_tui.ui.live import Batch, LiveLoop, LoopSettings
-from rlhf_tui.ui.messages import BatchWaiting, ExportFinished, RunViewReady
+from rlhf_tui.ui.messages import BatchWaiting, ConfigViewReady, ExportFinished, RunViewReady
 from rlhf_tui.ui.run_data import RunViewRequest, prepare
+from rlhf_tui.ui.screens.config_view import ConfigScreen
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
 from rlhf_tui.ui.screens.home import HomeScreen
 from rlhf_tui.ui.screens.run_view import RunScreen
@@ -170,7 +172,7 @@ class RlhfTop(App[int]):
             crash = snapshot.crash
             why = f"{snapshot.status}: {crash.label}" if crash is not None else snapshot.status
             self.notify(f"{snapshot.name}: {why}", title="Run failed", severity="error", timeout=30, markup=False)
-        if isinstance(self.screen, RunScreen):
+        if isinstance(self.screen, (RunScreen, ConfigScreen)):
             self.screen.runs_changed(set(batch.snapshots))
         if batch.events:
             self.alert(batch.events)
@@ -215,6 +217,9 @@ class RlhfTop(App[int]):
 
     def open_runs(self, paths: list[str]) -> None:
         self.push_screen(RunScreen(paths))
+
+    def open_config(self, paths: list[str]) -> None:
+        self.push_screen(ConfigScreen(paths))
 
     def _selected_run(self) -> str | None:
         selected = getattr(self.screen, "selected_run_path", None)
@@ -331,6 +336,16 @@ class RlhfTop(App[int]):
             self.notify(f"Report written to {message.destination}", timeout=6, markup=False)
 
     # --- the run view's data ------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="config-view")
+    def prepare_config_view(self, screen: ConfigScreen, paths: tuple[str, ...], only_differences: bool) -> None:
+        """Copy the configurations of `paths` out of the live runs, off the UI thread, and post them to `screen`."""
+        with self.loop.lock:
+            runs = [run for run in map(self.loop.run_by_path, paths) if run is not None]
+            if not runs:
+                return
+            data = prepare_config(runs, only_differences)
+        screen.post_message(ConfigViewReady(data))
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="run-view")
     def prepare_run_view(self, screen: RunScreen, request: RunViewRequest) -> None:

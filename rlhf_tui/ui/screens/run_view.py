@@ -30,6 +30,7 @@ class RunScreen(Screen):
     BINDING_GROUP_TITLE = "run view"
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
+        Binding("i", "config", "Config", tooltip="The configuration of these runs (of several: what differs)"),
         Binding("x", "toggle_time", "Step/time", tooltip="x axis by step or by wall time"),
         Binding("l", "toggle_log", "Log y"),
         Binding("plus,equals_sign,right_square_bracket", "smoothing(1)", "Smooth +", key_display="+"),
@@ -155,6 +156,9 @@ class RunScreen(Screen):
 
     def action_back(self) -> None:
         self.dismiss()
+
+    def action_config(self) -> None:
+        self.app.open_config(self.paths)
 
     def action_toggle_time(self) -> None:
         self.by_time = not self.by_time
