@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from rlhf_tui.ui.config_data import ConfigViewData
 from rlhf_tui.ui.messages import ConfigViewReady
+from rlhf_tui.ui.pacing import Pacer
 
 REDRAW_SECONDS = 2.0  # a configuration rarely changes; a live run re-asks at most this often
 MISSING = "—"  # a run that does not have the key
@@ -34,8 +32,7 @@ class ConfigScreen(Screen):
         self.data: ConfigViewData | None = None
         self.terms: list[str] = []
         self.drawn = False  # the latest answer is on screen
-        self._last_ask = 0.0
-        self._pending: Timer | None = None
+        self._pacer = Pacer(self, REDRAW_SECONDS, self.ask)
 
     def compose(self) -> ComposeResult:
         yield Static(id="config-title")
@@ -59,23 +56,14 @@ class ConfigScreen(Screen):
     # --- data -------------------------------------------------------------------------------
 
     def ask(self) -> None:
-        self._last_ask = time.monotonic()
+        self._pacer.ran()
         self.drawn = False
         self.app.prepare_config_view(self, tuple(self.paths), self.only_differences)
 
     def runs_changed(self, paths: set[str]) -> None:
         """Some runs changed: ask again if ours did, at most once per REDRAW_SECONDS."""
-        if not paths.intersection(self.paths) or self._pending is not None:
-            return
-        wait = self._last_ask + REDRAW_SECONDS - time.monotonic()
-        if wait <= 0:
-            self.ask()
-        else:
-            self._pending = self.set_timer(wait, self._ask_later)
-
-    def _ask_later(self) -> None:
-        self._pending = None
-        self.ask()
+        if paths.intersection(self.paths):
+            self._pacer.request()
 
     @on(ConfigViewReady)
     def _ready(self, message: ConfigViewReady) -> None:
