@@ -26,7 +26,7 @@ from rlhf_tui.core.monitor import Monitor
 
 def ptt_lines(count: int) -> bytes:
     rng = random.Random(0)
-    out = [json.dumps({"type": "header", "schema_version": "1.0", "trainer_type": "dpo"})]
+    out = [runlog.line(runlog.header("dpo", "bench", "2026-11-26T01:00:00+00:00"))]
     for step in range(1, count + 1):
         seconds = step % 60
         metrics = {
@@ -50,6 +50,7 @@ def lean_lines(count: int) -> bytes:
     rng = random.Random(0)
     out = [
         json.dumps({"step": s, "loss": round(rng.random(), 6), "reward": round(rng.random(), 6), "kl": round(rng.random(), 6)})
+        + "\n"
         for s in range(1, count + 1)
     ]
     return "".join(out).encode()

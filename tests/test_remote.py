@@ -26,6 +26,7 @@ import needs
 from remote_servers import ALIAS, Relay, Sshd, sshd_path
 
 from rlhf_tui.core import remote as remote_module
+from rlhf_tui.core import runlog
 from rlhf_tui.core.filesystem import RemoteFS, explain
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.remote import RemoteSettings
@@ -35,14 +36,14 @@ _buckets = itertools.count()
 
 
 def ptt_header() -> str:
-    return json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n"
+    return runlog.line(runlog.header("dpo", "run", "2026-11-26T01:00:00+00:00"))
 
 
 def ptt_step(step: int, pad: int = 0) -> str:
     metrics = {"dpo_loss": 0.7 - step * 1e-4, "rewards_chosen": 0.1}
     if pad:
         metrics["note"] = "x" * pad
-    return json.dumps({"step": step, "timestamp": "2026-11-26T01:00:00+00:00", "metrics": metrics}) + "\n"
+    return runlog.line(runlog.step(step, "2026-11-26T01:00:00+00:00", metrics))
 
 
 def wait(condition, monitor: Monitor | None = None, timeout: float = 60.0, what: str = "the condition") -> None:

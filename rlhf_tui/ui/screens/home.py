@@ -68,7 +68,10 @@ class HomeScreen(Screen):
 
     @on(RunsTable.Changed)
     def update_summary(self) -> None:
-        """Runs, problems by severity, sort, filter, and the app's state, in one line."""
+        """Runs, problems by severity, sort, filter, and the app's state, in one line.
+
+        The user's own sort and filter keys call it at once too: waiting for the table's `Changed`
+        message would show the new order a frame before the line that names it."""
         app = self.app
         table = self.table
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -185,9 +188,11 @@ class HomeScreen(Screen):
     def action_sort(self) -> None:
         table = self.table
         table.set_sort(SORT_KEYS[(SORT_KEYS.index(table.sort_by) + 1) % len(SORT_KEYS)])
+        self.update_summary()
 
     def action_reverse_sort(self) -> None:
         self.table.set_sort(self.table.sort_by, not self.table.sort_reverse)
+        self.update_summary()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -210,6 +215,7 @@ class HomeScreen(Screen):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.table.set_filter(event.value)
+        self.update_summary()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, event: Input.Submitted) -> None:
