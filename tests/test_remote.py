@@ -23,13 +23,16 @@ from pathlib import Path
 import pytest
 
 import needs
+from alert_runs import crash, learning, write_run
 from remote_servers import ALIAS, Relay, Sshd, sshd_path
 
+from rlhf_tui import follow
 from rlhf_tui.core import remote as remote_module
 from rlhf_tui.core import runlog
 from rlhf_tui.core.filesystem import RemoteFS, explain
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.remote import RemoteSettings
+from rlhf_tui.events import EventTracker
 
 POLL = 0.1
 _buckets = itertools.count()
@@ -318,6 +321,42 @@ def test_an_s3_root_is_followed_live_every_record_once_and_in_order_across_a_ser
             assert records_fed(monitor, name) == 200
     finally:
         monitor.close()
+
+
+def test_runs_already_on_a_remote_root_are_taken_as_they_are_and_what_happens_next_is_news(s3, tmp_path):
+    """The first look waits for the remote root, so its old crash and finish are not announced."""
+    bucket = bucket_name()
+    client = s3.client()
+    client.mkdir(bucket)
+    local = tmp_path / "runs"
+    t0 = time.time() - 60
+    write_run(local / "crashed", learning(20), t0)
+    crash(local / "crashed", 20, "gpu-1", "RuntimeError: long ago")
+    write_run(local / "finished", learning(20), t0, footer=True)
+    write_run(local / "live", learning(20), t0)
+
+    def upload(path: Path) -> None:
+        client.pipe_file(f"{bucket}/runs/{path.relative_to(local).as_posix()}", path.read_bytes())
+
+    for path in sorted(local.rglob("*.json*")):
+        upload(path)
+    passes: list[follow.Pass] = []
+    settings = follow.LoopSettings(roots=[f"s3://{bucket}/runs"], poll_seconds=POLL, storage_options=s3.options())
+    follower = follow.Follower(settings, passes.append, EventTracker())
+    thread = threading.Thread(target=follower.run, daemon=True)
+    thread.start()
+    try:
+        wait(lambda: any(done.loaded for done in passes), what="the first look")
+        assert [event.name for done in passes for event in done.events] == []
+        assert sorted(run.name for run in follower.session.runs()) == ["crashed", "finished", "live"]
+        nan = {"dpo_loss": float("nan"), "win_rate": 0.6, "reward_margin": 0.3}
+        write_run(local / "live", [nan, nan], t0 + 20, first=21, header=False)
+        upload(local / "live" / "metrics.jsonl")
+        wait(lambda: any(done.events for done in passes), what="the loss turning NaN")
+        assert [(event.kind, event.name) for done in passes for event in done.events] == [("diverged", "live")]
+    finally:
+        follower.stop()
+        thread.join(10)
 
 
 def test_s3_credentials_refused_missing_or_absent_are_each_named(s3):

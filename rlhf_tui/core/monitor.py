@@ -323,6 +323,10 @@ class Monitor:
             self._await_remote()
             changed |= self.poll([])
 
+    def remote_caught_up(self) -> bool:
+        """Every remote root has looked for its runs (or failed to) and has read all it found."""
+        return all(remote.settled() and not remote.behind() for remote in self.remotes.values())
+
     def _await_remote(self) -> None:
         self._remote_event.wait(0.1)
         self._remote_event.clear()
