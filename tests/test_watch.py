@@ -16,6 +16,9 @@ import needs
 from alert_runs import crash, learning, message_fields, parked, write_run
 from receiver import Receiver, free_port
 
+from rlhf_tui.events import KINDS
+from rlhf_tui.watch_state import state_file
+
 needs.module("apprise", "pip install 'rlhf-top[notify]'")
 
 HOST = socket.gethostname()
@@ -232,3 +235,15 @@ def test_a_url_apprise_does_not_know_is_a_usage_error(root):
     )
     assert result.returncode == 2
     assert "not a notification URL Apprise knows: nosuchservice://x" in result.stderr
+
+
+def test_a_watch_is_the_same_watch_from_any_directory_and_however_its_roots_are_written(tmp_path, monkeypatch):
+    """One state (and one lock) per watch: started from elsewhere, it is not a second watcher."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    destinations = ["json://127.0.0.1:9/hook"]
+    monkeypatch.chdir(tmp_path)
+    here = state_file(["runs", "ssh://gpu-a/home/me/runs/"], destinations, KINDS)
+    monkeypatch.chdir("/")
+    there = state_file([str(tmp_path / "runs"), "ssh://gpu-a/home/me//runs"], destinations, KINDS)
+    assert here == there
+    assert state_file(["ssh://gpu-b/home/me/runs"], destinations, KINDS) != state_file(["ssh://gpu-a/home/me/runs"], destinations, KINDS)
