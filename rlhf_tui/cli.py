@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rlhf_tui import __version__
+from rlhf_tui.core.config import is_secret_key
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -26,6 +27,9 @@ def storage_options(pairs: list[str] | None) -> dict[str, object]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--storage-option wants KEY=VALUE, not {pair!r}")
+        if is_secret_key(key):
+            options[key] = value  # a password of digits is still text
+            continue
         try:
             options[key] = json.loads(value)
         except ValueError:

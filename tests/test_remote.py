@@ -463,6 +463,7 @@ def test_storage_options_are_json_when_they_can_be_and_text_otherwise():
     assert storage_options(["endpoint_url=http://127.0.0.1:9000", "anon=true", "config_kwargs={\"a\": 1}"]) == {
         "endpoint_url": "http://127.0.0.1:9000", "anon": True, "config_kwargs": {"a": 1},
     }
+    assert storage_options(["ssh.password=12345", "secret=007"]) == {"ssh.password": "12345", "secret": "007"}
     with pytest.raises(ValueError):
         storage_options(["no-equals-sign"])
 
