@@ -8,6 +8,7 @@ write exported reports, and post their results as messages (messages.py).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import re
@@ -291,6 +292,11 @@ class RlhfTop(App[int]):
             self.notify("No run selected.", severity="warning", timeout=3, markup=False)
             return
         default = default_report_path(snapshot.name, snapshot.path, os.getcwd(), os.path.expanduser("~"))
+        if self.is_web:
+            # In a browser (`rlhf-top serve`) the report is the browser's download: whoever reaches
+            # the page must not write files on this machine.
+            self._deliver_report(snapshot.path, os.path.basename(default))
+            return
         self.push_screen(ExportScreen(snapshot.name, default), partial(self._export_to, snapshot.path))
 
     def _export_to(self, run_path: str, target: str | None, force: bool = False) -> None:
@@ -302,13 +308,26 @@ class RlhfTop(App[int]):
             return
         self._write_report(run_path, target, destination, force)
 
-    @work(thread=True, exit_on_error=False, group="export")
-    def _write_report(self, run_path: str, target: str, destination: Path, force: bool) -> None:
-        """Build the report from the live run (under the session lock) and write it, off the UI thread."""
+    def _report_text(self, run_path: str) -> str | None:
+        """The Markdown report of the live run, or None when it is gone. Call off the UI thread."""
         with self.loop.lock:
             run = self.loop.run_by_path(run_path)
             session = self.loop.session
-            text = render_markdown(build_report(run, session.diagnosis(run))) if run and session else None
+            return render_markdown(build_report(run, session.diagnosis(run))) if run and session else None
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def _deliver_report(self, run_path: str, filename: str) -> None:
+        text = self._report_text(run_path)
+        if text is None:
+            self.call_from_thread(self.notify, "That run is gone.", severity="error", markup=False)
+            return
+        self.call_from_thread(self.deliver_text, io.StringIO(text), save_filename=filename, mime_type="text/markdown")
+        self.call_from_thread(self.notify, f"Report sent to your browser as {filename}", timeout=6, markup=False)
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def _write_report(self, run_path: str, target: str, destination: Path, force: bool) -> None:
+        """Build the report from the live run (under the session lock) and write it, off the UI thread."""
+        text = self._report_text(run_path)
         problem, exists = None, False
         if text is None:
             problem = "That run is gone."
