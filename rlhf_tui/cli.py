@@ -264,6 +264,7 @@ def run_headless(roots: list[str], args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH
     from rlhf_tui.core.remote import RemoteSettings
     from rlhf_tui.session import open_session
     from rlhf_tui.report import build_report, is_inside, render_json, render_markdown, write_new_file
@@ -272,16 +273,21 @@ def run_report(args: argparse.Namespace) -> int:
         options = storage_options(args.storage_option)
     except ValueError as exc:
         report_parser().error(str(exc))
-    problems = root_problems([args.run_dir])
+    root, wanted = args.run_dir, None
+    store = os.path.dirname(os.path.abspath(root))
+    if not os.path.isdir(root) and os.path.isfile(store):  # a run in a Trackio or MLflow database: DATABASE/RUN
+        root, wanted = os.path.dirname(store), os.path.abspath(args.run_dir)
+    problems = root_problems([root])
     if problems:
         print(f"rlhf-top report: {problems[0]}", file=sys.stderr)
         return EXIT_USAGE
-    session = open_session([args.run_dir], rules_dir=args.rules, remote=RemoteSettings(options))
+    depth = 1 if wanted else DEFAULT_MAX_DEPTH
+    session = open_session([root], max_depth=depth, rules_dir=args.rules, remote=RemoteSettings(options))
     try:
         session.load()
     finally:
         session.close()
-    runs = session.runs()
+    runs = [r for r in session.runs() if wanted is None or r.path == wanted]
     if not runs:
         problem = "; ".join(session.notes) or f"no run found in {args.run_dir}"
         print(f"rlhf-top report: {problem}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -544,3 +545,18 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert main(["report", str(tmp_path)]) == 2
     assert "no run found" in capsys.readouterr().err
+
+
+def test_cli_reports_every_run_a_session_finds_including_runs_inside_tracker_databases(tmp_path, capsys):
+    """The path of any run, as `watch` puts it in its `open:` line, is something `report` opens."""
+    launch = tmp_path / "launch"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "trackers" / "launch", launch)
+    session = open_session([str(launch)])
+    session.load()
+    paths = {run.path: run.name for run in session.runs()}
+    assert any(os.path.isfile(os.path.dirname(path)) for path in paths)  # DATABASE/RUN paths among them
+    for path, name in paths.items():
+        capsys.readouterr()
+        assert main(["report", "--json", path]) in (0, 1), path
+        assert json.loads(capsys.readouterr().out)["run"] == name
+    assert main(["report", str(launch / "mlflow.db" / "no-such-run")]) == 2
