@@ -14,6 +14,7 @@ from rlhf_tui.core.config import is_secret_key
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
+NOTIFY_ENV = "RLHF_TOP_NOTIFY"  # `watch`'s destinations when --notify is not given
 
 
 def default_roots() -> list[str]:
@@ -148,7 +149,8 @@ URLs: https://github.com/caronc/apprise/wiki""",
         action="append",
         default=[],
         metavar="URL",
-        help="where to send: an Apprise URL (Slack, Discord, Teams, Telegram, ntfy, email, JSON webhook, ...); repeatable",
+        help="where to send: an Apprise URL (Slack, Discord, Teams, Telegram, ntfy, email, JSON webhook, ...); "
+        f"repeatable; without it, the URLs in ${NOTIFY_ENV} (space-separated), which keeps secrets out of `ps`",
     )
     parser.add_argument(
         "--on",
@@ -228,8 +230,9 @@ def _main(argv: list[str]) -> int:
             print(f"{parser.prog}: {'; '.join(problems)}", file=sys.stderr)
             return EXIT_USAGE
     if argv and argv[0] == "watch":
+        args.notify = args.notify or os.environ.get(NOTIFY_ENV, "").split()
         if not args.notify and not args.dry_run:
-            parser.error("say where to send: --notify URL (or --dry-run to print instead)")
+            parser.error(f"say where to send: --notify URL or ${NOTIFY_ENV} (or --dry-run to print instead)")
         from rlhf_tui.watcher import run_watch
 
         return run_watch(roots, args)
