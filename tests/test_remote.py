@@ -494,3 +494,24 @@ async def test_the_header_shows_each_remote_roots_state(sshd, tmp_path):
         await wait_for(pilot, lambda: f"{ALIAS} ✓" in str(summary.render()) and "wrong-key: auth failed" in str(summary.render()))
         await wait_for(pilot, lambda: len(app.home.table.order) == 1)
         await pilot.press("q")
+
+
+def test_a_remote_run_is_never_probed_as_a_process_of_this_machine(s3, tmp_path):
+    """A process id from another machine means nothing here, even when that host has this one's name."""
+    bucket = bucket_name()
+    client = s3.client()
+    client.mkdir(bucket)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    metadata = {"trainer_type": "dpo", "hostname": socket.gethostname(), "pid": int(gone.stdout)}
+    client.pipe_file(f"{bucket}/runs/a/{runlog.METADATA_FILE}", json.dumps(metadata).encode())
+    client.pipe_file(f"{bucket}/runs/a/{runlog.METRICS_FILE}", (ptt_header() + ptt_step(1)).encode())
+    monitor = Monitor([f"s3://{bucket}/runs"], remote=RemoteSettings(s3.options(), POLL))
+    try:
+        monitor.scan()
+        monitor.catch_up()
+        (run,) = monitor.visible_runs()
+        assert run.facts["pid"] == int(gone.stdout)
+        monitor.check_processes()
+        assert run.process_alive is None and run.lifecycle(time.time()) != "killed"
+    finally:
+        monitor.close()

@@ -411,8 +411,10 @@ class Monitor:
     # --- liveness --------------------------------------------------------------------------
 
     def check_processes(self) -> None:
+        """Whether the processes of unfinished runs still live; not for runs on other machines, whose
+        process ids mean nothing here even when the host has this one's name."""
         for run in self.runs.values():
-            if not run.finished and run.crash is None:
+            if not run.finished and run.crash is None and self._remote_of(run.path) is None:
                 run.check_process(self.process_probe)
 
     def visible_runs(self) -> list[Run]:
