@@ -10,7 +10,6 @@ append -> screen figure (with drawing) is in bench/bench_tui.py. Budget: under 3
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -37,7 +36,7 @@ def main() -> None:
         for index in range(args.quiet_runs + 1):
             os.makedirs(os.path.join(root, f"run-{index:03d}"))
             with open(os.path.join(root, f"run-{index:03d}", "metrics.jsonl"), "w") as handle:
-                handle.write(json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n" + record_line(1))
+                handle.write(runlog.line(runlog.header("dpo", f"run-{index:03d}", "2026-11-26T01:00:00+00:00")) + record_line(1))
         session = open_session([root])
         session.load()
         live = next(r for r in session.runs() if r.name == "run-000")

@@ -14,7 +14,6 @@ The servers, the relay and every file are on this machine, in a temporary direct
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from remote_servers import Relay, S3Server, Sshd  # noqa: E402
 
+from rlhf_tui.core import runlog  # noqa: E402
 from rlhf_tui.core.monitor import Monitor  # noqa: E402
 from rlhf_tui.core.remote import RemoteSettings  # noqa: E402
 
@@ -35,11 +35,12 @@ STEPS = 200
 
 def line(step: int) -> str:
     metrics = {"dpo_loss": 0.7 - step * 1e-4, "win_rate": 0.6, "reward_margin": 0.2}
-    return json.dumps({"step": step, "timestamp": time.time(), "metrics": metrics}) + "\n"
+    return runlog.line(runlog.step(step, time.time(), metrics))
 
 
 def history() -> str:
-    return json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n" + "".join(line(s) for s in range(1, STEPS + 1))
+    header = runlog.line(runlog.header("dpo", "bench", "2026-11-26T01:00:00+00:00"))
+    return header + "".join(line(s) for s in range(1, STEPS + 1))
 
 
 class Target:

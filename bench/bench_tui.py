@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import pty
 import re
@@ -74,10 +73,10 @@ def make_runs(root: str, runs: int, live: int, steps: int, period: float = 0.1) 
         interval = period if is_live else 10.0
         start = now - steps * interval - (0 if is_live else 3600)
         with open(os.path.join(directory, "metrics.jsonl"), "w") as file:
-            file.write(json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n")
+            file.write(runlog.line(runlog.header("dpo", name, datetime.fromtimestamp(start, tz=timezone.utc).isoformat())))
             file.writelines(line(first + n, start + n * interval, 0.6 - 0.0001 * n) for n in range(steps))
             if not is_live:
-                file.write(json.dumps({"type": "footer", "status": "completed", "total_steps": steps}) + "\n")
+                file.write(runlog.line(runlog.footer(name, steps, datetime.fromtimestamp(now, tz=timezone.utc).isoformat())))
         if is_live:
             live_paths.append(os.path.join(directory, "metrics.jsonl"))
     return live_paths

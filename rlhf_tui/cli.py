@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 from rlhf_tui import __version__
+from rlhf_tui.core.config import is_secret_key
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
+NOTIFY_ENV = "RLHF_TOP_NOTIFY"  # `watch`'s destinations when --notify is not given
 
 
 def default_roots() -> list[str]:
@@ -26,6 +28,9 @@ def storage_options(pairs: list[str] | None) -> dict[str, object]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--storage-option wants KEY=VALUE, not {pair!r}")
+        if is_secret_key(key):
+            options[key] = value  # a password of digits is still text
+            continue
         try:
             options[key] = json.loads(value)
         except ValueError:
@@ -144,7 +149,8 @@ URLs: https://github.com/caronc/apprise/wiki""",
         action="append",
         default=[],
         metavar="URL",
-        help="where to send: an Apprise URL (Slack, Discord, Teams, Telegram, ntfy, email, JSON webhook, ...); repeatable",
+        help="where to send: an Apprise URL (Slack, Discord, Teams, Telegram, ntfy, email, JSON webhook, ...); "
+        f"repeatable; without it, the URLs in ${NOTIFY_ENV} (space-separated), which keeps secrets out of `ps`",
     )
     parser.add_argument(
         "--on",
@@ -224,8 +230,9 @@ def _main(argv: list[str]) -> int:
             print(f"{parser.prog}: {'; '.join(problems)}", file=sys.stderr)
             return EXIT_USAGE
     if argv and argv[0] == "watch":
+        args.notify = args.notify or os.environ.get(NOTIFY_ENV, "").split()
         if not args.notify and not args.dry_run:
-            parser.error("say where to send: --notify URL (or --dry-run to print instead)")
+            parser.error(f"say where to send: --notify URL or ${NOTIFY_ENV} (or --dry-run to print instead)")
         from rlhf_tui.watcher import run_watch
 
         return run_watch(roots, args)
@@ -260,6 +267,7 @@ def run_headless(roots: list[str], args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH
     from rlhf_tui.core.remote import RemoteSettings
     from rlhf_tui.session import open_session
     from rlhf_tui.report import build_report, is_inside, render_json, render_markdown, write_new_file
@@ -268,16 +276,21 @@ def run_report(args: argparse.Namespace) -> int:
         options = storage_options(args.storage_option)
     except ValueError as exc:
         report_parser().error(str(exc))
-    problems = root_problems([args.run_dir])
+    root, wanted = args.run_dir, None
+    store = os.path.dirname(os.path.abspath(root))
+    if not os.path.isdir(root) and os.path.isfile(store):  # a run in a Trackio or MLflow database: DATABASE/RUN
+        root, wanted = os.path.dirname(store), os.path.abspath(args.run_dir)
+    problems = root_problems([root])
     if problems:
         print(f"rlhf-top report: {problems[0]}", file=sys.stderr)
         return EXIT_USAGE
-    session = open_session([args.run_dir], rules_dir=args.rules, remote=RemoteSettings(options))
+    depth = 1 if wanted else DEFAULT_MAX_DEPTH
+    session = open_session([root], max_depth=depth, rules_dir=args.rules, remote=RemoteSettings(options))
     try:
         session.load()
     finally:
         session.close()
-    runs = session.runs()
+    runs = [r for r in session.runs() if wanted is None or r.path == wanted]
     if not runs:
         problem = "; ".join(session.notes) or f"no run found in {args.run_dir}"
         print(f"rlhf-top report: {problem}", file=sys.stderr)

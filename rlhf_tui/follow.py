@@ -34,6 +34,10 @@ NEW_DIRECTORY_RESCAN_SECONDS = 0.5
 TICK_SECONDS = 10.0  # time-driven status changes (stalled after minutes, killed after 30 s)
 PASS_BUDGET = 4 * 1024 * 1024  # bytes read per pass while holding the lock (keeps readers of runs responsive)
 ERROR_PAUSE_SECONDS = 1.0
+# The cold start waits this long at most for roots on other machines to be listed and read, so that
+# their runs, too, are taken as they are rather than announced; a host that is still silent by then
+# is followed like any other, as it comes.
+REMOTE_FIRST_LOOK_SECONDS = 30.0
 
 
 @dataclass
@@ -120,17 +124,33 @@ class Follower:
             changed = session.refresh([], rescan=True)
             self._remember_files()
         self.on_pass(Pass(changed))
-        while session.monitor.backlog and not self._stopping.is_set():
-            session.monitor.await_history(FRAME_SECONDS)
+        self._read_backlog()
+        deadline = time.monotonic() + REMOTE_FIRST_LOOK_SECONDS
+        while not session.monitor.remote_caught_up() and time.monotonic() < deadline and not self._stopping.is_set():
+            self._wake.wait(0.1)  # the monitor's remote roots wake it when they have something
+            self._wake.clear()
             with self.lock:
-                changed = session.refresh([])
+                changed = session.refresh([])  # what the remote roots found and read meanwhile
+                self._remember_files()
             self.on_pass(Pass(changed))
+            self._read_backlog()
+        if self._stopping.is_set():
+            return  # a history read in part must not become the first look (nor events, nor saved state)
         with self.lock:
             changed = session.tick()
             # Only now: a history read in parts shows states that the whole of it no longer has.
             now = session.clock()
             events = self.events.start([(run, session.diagnosis(run)) for run in session.runs()], now, session.rules)
         self.on_pass(Pass(changed, events, loaded=True))
+
+    def _read_backlog(self) -> None:
+        """Read what is known to wait, a pass at a time."""
+        session = self.session
+        while session.monitor.backlog and not self._stopping.is_set():
+            session.monitor.await_history(FRAME_SECONDS)
+            with self.lock:
+                changed = session.refresh([])
+            self.on_pass(Pass(changed))
 
     def _follow(self, feed: ChangeFeed | None) -> None:
         settings = self.settings
@@ -141,7 +161,8 @@ class Follower:
         next_tick = now + TICK_SECONDS
         watching = False
         while not self._stopping.is_set():
-            timeout = max(0.0, min(next_poll, next_rescan, next_tick) - time.monotonic())
+            # Paused, nothing is due until the user resumes (which wakes the loop).
+            timeout = None if self.paused else max(0.0, min(next_poll, next_rescan, next_tick) - time.monotonic())
             self._wake.wait(timeout)
             self._wake.clear()
             if self._stopping.is_set():

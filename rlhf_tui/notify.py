@@ -51,8 +51,20 @@ class Message:
 
 
 def report_command(path: str) -> str:
-    """The command that opens the run's report, safe to paste whatever its directory is called."""
-    return one_line(f"rlhf-top report {shlex.quote(path)}", 4096)
+    """The command that opens the run's report, one line that bash reads back as exactly `path`,
+    whatever its directory is called (a name with control characters is quoted as bash's $'...')."""
+    if one_line(path, len(path) + 1) == path:
+        return f"rlhf-top report {shlex.quote(path)}"
+    return f"rlhf-top report {_ansi_c_quoted(path)}"
+
+
+def _ansi_c_quoted(text: str) -> str:
+    """bash's $'...': printable ASCII as itself, every other byte of the name as \\xHH."""
+    quoted = []
+    for byte in text.encode("utf-8", "surrogateescape"):
+        char = chr(byte)
+        quoted.append(char if 0x20 <= byte < 0x7F and char not in "\\'" else f"\\x{byte:02x}")
+    return "$'" + "".join(quoted) + "'"
 
 
 def _step(event: Event) -> str:

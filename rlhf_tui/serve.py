@@ -37,6 +37,8 @@ def run_serve(roots: list[str], args: argparse.Namespace) -> int:
             f"rlhf-top serve: listening on {args.host}: anyone who can reach port {args.port} there sees your runs",
             file=sys.stderr,
         )
+    else:
+        print(f"rlhf-top serve: no login: every user of this machine can open port {args.port}", file=sys.stderr)
     server = Server(app_command(roots, args), host=args.host, port=args.port, title="rlhf-top", public_url=args.public_url)
     server.serve()
     return 0

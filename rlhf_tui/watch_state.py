@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rlhf_tui.core.filesystem import canonical_root
 from rlhf_tui.events import Event
 
 VERSION = 1
@@ -38,7 +39,7 @@ def state_dir() -> Path:
 
 def state_file(roots: Iterable[str], destinations: Iterable[str], kinds: Iterable[str]) -> Path:
     """The file of this watch; destination URLs, which may hold secrets, only enter its name's hash."""
-    identity = json.dumps([sorted(os.path.abspath(r) for r in roots), sorted(destinations), sorted(kinds)])
+    identity = json.dumps([sorted(canonical_root(r) for r in roots), sorted(destinations), sorted(kinds)])
     return state_dir() / f"watch-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.json"
 
 
@@ -47,7 +48,7 @@ class WatchState:
 
     def __init__(self, path: Path, roots: list[str]) -> None:
         self.path = path
-        self.roots = [os.path.abspath(r) for r in roots]
+        self.roots = [canonical_root(r) for r in roots]
         self.runs: dict[str, dict[str, Any]] | None = None
         self.pending: list[Event] = []
         self._lock = threading.Lock()

@@ -4,7 +4,7 @@
 
 RUNS_DIR defaults to sample_runs/ (tests/fixtures/real_runs works too), OUT_DIR to this folder. The
 app runs headless over RUNS_DIR; the clock is frozen just after the newest logged step, so ages read
-the same every time. Written: home.svg, home-80x24.svg, run.svg, overlay.svg, crash.svg, help.svg.
+the same every time. Written: home.svg, home-80x24.svg, run.svg, overlay.svg, config.svg, crash.svg, help.svg.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rlhf_tui.session import open_session
 from rlhf_tui.ui.live import LoopSettings
+from rlhf_tui.ui.screens.config_view import ConfigScreen
 from rlhf_tui.ui.screens.run_view import RunScreen
 from rlhf_tui.ui.app import RlhfTop
 from rlhf_tui.ui.widgets.runs_table import RunsTable
@@ -62,18 +63,22 @@ async def shoot(runs_dir: Path, out_dir: Path, size: tuple[int, int], now: float
             table.move_to_path(with_threshold.path)
             await pilot.press("enter")
             await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.drawn)
-        elif which == "overlay":
+        elif which in ("overlay", "config"):
             by_trainer: dict[str, list[str]] = {}
             for snapshot in snapshots:
                 by_trainer.setdefault(snapshot.trainer, []).append(snapshot.path)
             group = max(by_trainer.values(), key=len)
             if len(group) < 2:
-                print("no two runs of one trainer: overlay.svg skipped", file=sys.stderr)
+                print(f"no two runs of one trainer: {which}.svg skipped", file=sys.stderr)
                 return
             table.selected.update(group[:3])
             table.move_to_path(group[0])
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.drawn)
+            if which == "overlay":
+                await pilot.press("enter")
+                await wait_until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.drawn)
+            else:
+                await pilot.press("i")
+                await wait_until(pilot, lambda: isinstance(app.screen, ConfigScreen) and app.screen.drawn)
         elif which == "help":
             await pilot.press("question_mark")
         await pilot.pause(0.3)
@@ -95,7 +100,7 @@ def main() -> None:
     columns, rows = (int(n) for n in args.size.lower().split("x"))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     now = frozen_now(args.runs_dir)
-    for which in ("home", "run", "overlay", "crash", "help"):
+    for which in ("home", "run", "overlay", "config", "crash", "help"):
         asyncio.run(shoot(args.runs_dir, args.out_dir, (columns, rows), now, which))
     asyncio.run(shoot(args.runs_dir, args.out_dir, (80, 24), now, "home"))
 

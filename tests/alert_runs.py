@@ -7,6 +7,8 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rlhf_tui.core import runlog
+
 LN2 = math.log(2)
 
 
@@ -17,13 +19,14 @@ def _stamp(when: float) -> str:
 def write_run(directory: Path, steps: list[dict], t0: float, first: int = 1, header: bool = True, footer: bool = False) -> Path:
     """Append steps `first`, `first + 1`, ... one second apart from `t0` to directory/metrics.jsonl."""
     directory.mkdir(parents=True, exist_ok=True)
-    lines = [{"type": "header", "trainer_type": "dpo"}] if header else []
-    lines += [{"step": first + i, "timestamp": _stamp(t0 + i), "metrics": m} for i, m in enumerate(steps)]
+    lines = [runlog.header("dpo", directory.name, _stamp(t0))] if header else []
+    lines += [runlog.step(first + i, _stamp(t0 + i), m) for i, m in enumerate(steps)]
     if footer:
-        lines.append({"type": "footer", "status": "completed", "total_steps": first + len(steps) - 1})
-    path = directory / "metrics.jsonl"
+        last = first + len(steps) - 1
+        lines.append(runlog.footer(directory.name, last, _stamp(t0 + len(steps))))
+    path = directory / runlog.METRICS_FILE
     with path.open("a") as file:
-        file.write("".join(json.dumps(line) + "\n" for line in lines))
+        file.write("".join(map(runlog.line, lines)))
     return path
 
 
@@ -48,7 +51,7 @@ def crash(directory: Path, last_step: int, host: str, exception: str) -> None:
         "traceback": f'Traceback (most recent call last):\n  File "train.py", line 9, in <module>\n{exception}\n',
         "environment": {"hostname": host},
     }
-    (directory / "postmortem.json").write_text(json.dumps(postmortem))
+    (directory / runlog.POSTMORTEM_FILE).write_text(json.dumps(postmortem))
 
 
 def message_fields(message: dict) -> dict[str, str]:

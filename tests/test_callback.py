@@ -382,13 +382,30 @@ def test_sigterm_is_recorded_then_handed_to_the_previous_handler(tmp_path):
 
 
 def test_sigint_is_recorded_and_still_raises_keyboard_interrupt(tmp_path):
-    args = make_args(tmp_path)
-    logger = RunLogger(tmp_path / "run")
-    begin(logger, args)
-    with pytest.raises(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
+    # Python's own handler, as a training script in a terminal has it: a shell starts background
+    # jobs (CI's included) with SIGINT ignored, and RunLogger rightly leaves an ignored signal alone.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        args = make_args(tmp_path)
+        logger = RunLogger(tmp_path / "run")
+        begin(logger, args)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     postmortem = read_json(tmp_path / "run" / "postmortem.json")
     assert postmortem["exit_reason"] == "sigint" and postmortem["exit_code"] == 130
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path):
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup'd or backgrounded: Ctrl-C is not for it
+    try:
+        logger, args = RunLogger(tmp_path / "run"), make_args(tmp_path)
+        state = begin(logger, args)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        end(logger, args, state)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_sigterm_with_the_default_action_still_ends_the_process(tmp_path):

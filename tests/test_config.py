@@ -2,7 +2,7 @@
 
 import math
 
-from rlhf_tui.core.config import config_differences, facts_from_training_args, flat_config
+from rlhf_tui.core.config import HIDDEN, config_differences, facts_from_training_args, flat_config
 from rlhf_tui.core.records import Update
 from rlhf_tui.core.run import Run, SourceFile
 from rlhf_tui.core.sources.model_card import read_model_card
@@ -30,6 +30,30 @@ def test_nested_configs_are_flattened_with_dots_and_keep_scalars_only():
         "algorithm.use_kl_in_reward": False,
         "nan": "nan",
         "text": "x" * 500,
+    }
+
+
+def test_credentials_in_a_config_are_hidden_and_tokenizer_tokens_are_not():
+    tree = {
+        "hub_token": "hf_abcdef",
+        "use_wandb": "0123456789abcdef",  # OpenRLHF: the W&B API key itself
+        "wandb": {"api_key": "k", "project": "p"},
+        "s3": {"secret": "s", "key": "AKIA"},
+        "pad_token": "<pad>",
+        "hub_model_id": "me/model",
+        "push_to_hub_token": None,
+        "report_to_password": 12,
+    }
+    assert flat_config(tree) == {
+        "hub_token": HIDDEN,
+        "use_wandb": HIDDEN,
+        "wandb.api_key": HIDDEN,
+        "wandb.project": "p",
+        "s3.secret": HIDDEN,
+        "s3.key": "AKIA",
+        "pad_token": "<pad>",
+        "hub_model_id": "me/model",
+        "report_to_password": HIDDEN,
     }
 
 

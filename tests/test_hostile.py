@@ -41,7 +41,7 @@ from rlhf_tui.ui.widgets.panes import CrashPane
 from tui import screen_text, wait_for
 from rlhf_tui.ui.widgets.runs_table import RunsTable
 
-HEADER = json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n"
+HEADER = runlog.line(runlog.header("dpo", "run", "2026-11-26T01:00:00+00:00"))
 MARKUP_NAMES = ["run[lr=1e-5]", "[/bold]", "**x**", "<b>html</b>", "`rm -rf ~`", "[link=https:"]
 CONTROL_NAMES = ["ansi\x1b[31mred\x1b[0m", "line\nbreak", "tab\there"]
 NOT_UTF8_NAME = b"bad\xffname"

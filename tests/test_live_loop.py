@@ -6,10 +6,13 @@ import time
 
 import pytest
 
+from alert_runs import learning, parked, write_run
 from rlhf_tui import follow
 from rlhf_tui.core import runlog
+from rlhf_tui.events import EventTracker
 from rlhf_tui.ui.live import LiveLoop, LoopSettings
 
+T0 = 1_800_000_000.0
 FALLBACK_SECONDS = 60.0  # the stat poll and the periodic rescan, pushed out of the test's reach
 
 
@@ -61,3 +64,63 @@ def test_a_run_directory_that_appears_with_its_files_already_in_it_is_shown_ever
             ptt_run(tmp_path / f"staged{attempt}")  # as `mv` does: the directory with its files
             os.rename(tmp_path / f"staged{attempt}", loop.root / name)
         batches(loop, lambda batch: name in {snapshot.name for snapshot in batch.snapshots.values()})
+
+
+def test_a_stop_during_the_cold_start_leaves_no_first_look(tmp_path, monkeypatch):
+    """A history read in part is not what the run is: stopped then, the follower announces nothing
+    and remembers nothing (a watcher would otherwise save it and send a false 'stuck' next time)."""
+    monkeypatch.setattr(follow, "PASS_BUDGET", 4096)  # the backlog takes many passes
+    root = tmp_path / "root"
+    write_run(root / "parked_then_learned", parked(40) + learning(400), T0, footer=True)
+    tracker = EventTracker()
+    passes: list[follow.Pass] = []
+
+    def on_pass(done: follow.Pass) -> None:
+        passes.append(done)
+        follower.stop()
+
+    follower = follow.Follower(follow.LoopSettings(roots=[str(root)], poll_seconds=60.0), on_pass, tracker)
+    follower.run()
+    assert passes and not any(done.loaded or done.events for done in passes)
+    assert tracker.memory == {} and not tracker.changed
+
+
+class CountingEvent(threading.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        return super().wait(timeout)
+
+
+def test_a_paused_follower_sleeps_until_it_is_resumed(tmp_path):
+    root = tmp_path / "root"
+    write_run(root / "a", learning(5), T0)
+    loaded = threading.Event()
+    follower = follow.Follower(
+        follow.LoopSettings(roots=[str(root)], poll_seconds=0.05),
+        lambda done: loaded.set() if done.loaded else None,
+        EventTracker(),
+    )
+    wake = follower._wake = CountingEvent()
+    thread = threading.Thread(target=follower.run, daemon=True)
+    thread.start()
+    try:
+        assert loaded.wait(10)
+        follower.paused = True
+        time.sleep(0.3)  # let the loop notice
+        before = wake.waits
+        time.sleep(0.5)
+        assert wake.waits - before <= 1  # asleep, not polling every 50 ms (nor spinning)
+        follower.paused = False
+        follower.refresh_now()
+        write_run(root / "a", learning(1, start=5), T0 + 5, first=6, header=False)
+        deadline = time.monotonic() + 10
+        while follower.session.monitor.runs[str(root / "a")].last_step != 6:
+            assert time.monotonic() < deadline, "the resumed follower did not read the new step"
+            time.sleep(0.05)
+    finally:
+        follower.stop()
+        thread.join(5)

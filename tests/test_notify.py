@@ -3,12 +3,18 @@
 Destinations here are stand-ins that fail as told; the real Apprise path is test_watch.py's."""
 
 import logging
+import subprocess
 import threading
 import time
 
+import needs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from search import examples
 
 from rlhf_tui import notify
+from rlhf_tui.core.text import one_line
 from rlhf_tui.events import Event
 from rlhf_tui.notify import Notifier, compose, message, report_command
 
@@ -86,9 +92,31 @@ def test_a_message_says_run_host_trainer_step_status_detail_and_how_to_open_it()
     assert "step: none logged" in message(event(step=None)).body
 
 
+def pasted(command: str) -> bytes:
+    """The argument bash hands `rlhf-top report` when the command is pasted."""
+    bash = needs.command("bash", "apt-get install bash")
+    shown = command.removeprefix("rlhf-top report ")
+    return subprocess.run([bash, "-c", f"printf %s {shown}"], capture_output=True, check=True).stdout
+
+
 def test_the_report_command_is_safe_to_paste_whatever_the_run_directory_is_called():
     assert report_command("/runs/a b; rm -rf ~") == "rlhf-top report '/runs/a b; rm -rf ~'"
-    assert report_command("/runs/it's\x1b]0;x\x07") == "rlhf-top report '/runs/it'\"'\"'s'"
+    hostile = "/runs/it's\x1b]0;x\x07$(touch pwned)\x1b"
+    assert report_command(hostile) == r"rlhf-top report $'/runs/it\x27s\x1b]0;x\x07$(touch pwned)\x1b'"
+    assert pasted(report_command(hostile)) == hostile.encode()
+
+
+# A name as the file system gives it: any character, undecodable bytes as lone surrogates (\udc80-\udcff).
+PATH_CHARACTERS = st.one_of(st.characters(exclude_categories=["Cs"]), st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF))
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(name=st.text(PATH_CHARACTERS.filter(lambda c: c not in "\x00/"), min_size=1, max_size=30))
+def test_bash_reads_the_report_command_back_as_the_very_path(name):
+    path = f"/runs/{name}"
+    command = report_command(path)
+    assert "\n" not in command and one_line(command, len(command) + 1) == command
+    assert pasted(command) == path.encode("utf-8", "surrogateescape")
 
 
 def test_many_events_at_once_make_one_digest_and_a_few_make_one_message_each():

@@ -23,26 +23,30 @@ from pathlib import Path
 import pytest
 
 import needs
+from alert_runs import crash, learning, write_run
 from remote_servers import ALIAS, Relay, Sshd, sshd_path
 
+from rlhf_tui import follow
 from rlhf_tui.core import remote as remote_module
+from rlhf_tui.core import runlog
 from rlhf_tui.core.filesystem import RemoteFS, explain
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.remote import RemoteSettings
+from rlhf_tui.events import EventTracker
 
 POLL = 0.1
 _buckets = itertools.count()
 
 
 def ptt_header() -> str:
-    return json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n"
+    return runlog.line(runlog.header("dpo", "run", "2026-11-26T01:00:00+00:00"))
 
 
 def ptt_step(step: int, pad: int = 0) -> str:
     metrics = {"dpo_loss": 0.7 - step * 1e-4, "rewards_chosen": 0.1}
     if pad:
         metrics["note"] = "x" * pad
-    return json.dumps({"step": step, "timestamp": "2026-11-26T01:00:00+00:00", "metrics": metrics}) + "\n"
+    return runlog.line(runlog.step(step, "2026-11-26T01:00:00+00:00", metrics))
 
 
 def wait(condition, monitor: Monitor | None = None, timeout: float = 60.0, what: str = "the condition") -> None:
@@ -319,6 +323,42 @@ def test_an_s3_root_is_followed_live_every_record_once_and_in_order_across_a_ser
         monitor.close()
 
 
+def test_runs_already_on_a_remote_root_are_taken_as_they_are_and_what_happens_next_is_news(s3, tmp_path):
+    """The first look waits for the remote root, so its old crash and finish are not announced."""
+    bucket = bucket_name()
+    client = s3.client()
+    client.mkdir(bucket)
+    local = tmp_path / "runs"
+    t0 = time.time() - 60
+    write_run(local / "crashed", learning(20), t0)
+    crash(local / "crashed", 20, "gpu-1", "RuntimeError: long ago")
+    write_run(local / "finished", learning(20), t0, footer=True)
+    write_run(local / "live", learning(20), t0)
+
+    def upload(path: Path) -> None:
+        client.pipe_file(f"{bucket}/runs/{path.relative_to(local).as_posix()}", path.read_bytes())
+
+    for path in sorted(local.rglob("*.json*")):
+        upload(path)
+    passes: list[follow.Pass] = []
+    settings = follow.LoopSettings(roots=[f"s3://{bucket}/runs"], poll_seconds=POLL, storage_options=s3.options())
+    follower = follow.Follower(settings, passes.append, EventTracker())
+    thread = threading.Thread(target=follower.run, daemon=True)
+    thread.start()
+    try:
+        wait(lambda: any(done.loaded for done in passes), what="the first look")
+        assert [event.name for done in passes for event in done.events] == []
+        assert sorted(run.name for run in follower.session.runs()) == ["crashed", "finished", "live"]
+        nan = {"dpo_loss": float("nan"), "win_rate": 0.6, "reward_margin": 0.3}
+        write_run(local / "live", [nan, nan], t0 + 20, first=21, header=False)
+        upload(local / "live" / "metrics.jsonl")
+        wait(lambda: any(done.events for done in passes), what="the loss turning NaN")
+        assert [(event.kind, event.name) for done in passes for event in done.events] == [("diverged", "live")]
+    finally:
+        follower.stop()
+        thread.join(10)
+
+
 def test_s3_credentials_refused_missing_or_absent_are_each_named(s3):
     bucket = bucket_name()
     cases = {
@@ -423,6 +463,7 @@ def test_storage_options_are_json_when_they_can_be_and_text_otherwise():
     assert storage_options(["endpoint_url=http://127.0.0.1:9000", "anon=true", "config_kwargs={\"a\": 1}"]) == {
         "endpoint_url": "http://127.0.0.1:9000", "anon": True, "config_kwargs": {"a": 1},
     }
+    assert storage_options(["ssh.password=12345", "secret=007"]) == {"ssh.password": "12345", "secret": "007"}
     with pytest.raises(ValueError):
         storage_options(["no-equals-sign"])
 
@@ -453,3 +494,24 @@ async def test_the_header_shows_each_remote_roots_state(sshd, tmp_path):
         await wait_for(pilot, lambda: f"{ALIAS} ✓" in str(summary.render()) and "wrong-key: auth failed" in str(summary.render()))
         await wait_for(pilot, lambda: len(app.home.table.order) == 1)
         await pilot.press("q")
+
+
+def test_a_remote_run_is_never_probed_as_a_process_of_this_machine(s3, tmp_path):
+    """A process id from another machine means nothing here, even when that host has this one's name."""
+    bucket = bucket_name()
+    client = s3.client()
+    client.mkdir(bucket)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    metadata = {"trainer_type": "dpo", "hostname": socket.gethostname(), "pid": int(gone.stdout)}
+    client.pipe_file(f"{bucket}/runs/a/{runlog.METADATA_FILE}", json.dumps(metadata).encode())
+    client.pipe_file(f"{bucket}/runs/a/{runlog.METRICS_FILE}", (ptt_header() + ptt_step(1)).encode())
+    monitor = Monitor([f"s3://{bucket}/runs"], remote=RemoteSettings(s3.options(), POLL))
+    try:
+        monitor.scan()
+        monitor.catch_up()
+        (run,) = monitor.visible_runs()
+        assert run.facts["pid"] == int(gone.stdout)
+        monitor.check_processes()
+        assert run.process_alive is None and run.lifecycle(time.time()) != "killed"
+    finally:
+        monitor.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def test_the_crashed_run_reads_as_crashed_with_its_exception(real_runs):
     report = real_report(real_runs, "dpo_crash")
     text = render_markdown(report)
     assert "**Status:** Crashed (exception)" in text
-    assert headings(text) == WITH_POSTMORTEM
+    assert headings(text) == [*WITH_POSTMORTEM, "Configuration"]
+    assert "- `beta`: `0.1`" in text.split("### Configuration")[1]
     assert report.postmortem.last_step == 11
     assert report.postmortem.traceback[-1].startswith("RuntimeError: deliberate crash")
     assert "- Timestamp: 2026-11-26T01:32:58.583098Z" in text
@@ -391,12 +393,12 @@ def test_hostile_run_text_cannot_change_the_document_structure(tmp_path):
     )
     status = (f"Crashed ({HOSTILE})", "critical")
     run = make_run(tmp_path, "dpo", dpo_rows(), name=HOSTILE, finished=False, crash=crash, findings=findings,
-                   status=status, facts={"model_name": HOSTILE})
+                   status=status, facts={"model_name": HOSTILE, "config": {HOSTILE: HOSTILE, "beta": 0.1}})
     report = report_of(run)
     text = render_markdown(report)
     assert_clean(text)
-    assert headings(text) == WITH_POSTMORTEM
-    assert [t.tag for t in parse(text) if t.type == "heading_open"] == ["h2", "h3", "h3", "h3", "h3"]
+    assert headings(text) == [*WITH_POSTMORTEM, "Configuration"]
+    assert [t.tag for t in parse(text) if t.type == "heading_open"] == ["h2", "h3", "h3", "h3", "h3", "h3"]
     tokens = parse(text)
     fences = [t for t in tokens if t.type in ("fence", "code_block")]
     assert len(fences) == 1 and fences[0].content.splitlines() == report.postmortem.traceback
@@ -407,7 +409,7 @@ def test_hostile_run_text_cannot_change_the_document_structure(tmp_path):
     assert sum(c.type == "strong_open" for c in inline) == 3  # **Trainer:**, **Status:**, **Exit Reason:**
     assert sum(c.type == "em_open" for c in inline) == 1  # *Ref: ...*
     assert HOSTILE in [c.content for c in inline if c.type == "code_inline"]  # the run name, verbatim
-    items = len(report.summary) + len(report.insights) + 3 + len(report.actions)  # 3: Last Step, Timestamp, Exception
+    items = len(report.summary) + len(report.insights) + 3 + len(report.actions) + 2  # 3: Last Step, Timestamp, Exception; 2 config keys
     assert sum(t.type == "list_item_open" for t in tokens) == items
     rendered_text = "".join(c.content for c in inline if c.type == "text")
     assert f"loss {HOSTILE} ## injected" in rendered_text
@@ -430,12 +432,12 @@ def test_no_text_from_the_run_changes_the_structure(tmp_path, name, message, tit
     crash = Crash("exception", title, message, traceback, 5)
     findings = (finding("r", "high", title, message, reference, action, 1),)
     run = make_run(tmp_path, "dpo", dpo_rows(1), name=name, finished=False, crash=crash, findings=findings,
-                   status=(f"Crashed ({title})", "critical"))
+                   status=(f"Crashed ({title})", "critical"), facts={"config": {title: message}})
     report = report_of(run)
     text = render_markdown(report)
     assert_clean(text)
     tokens = parse(text)
-    assert headings(text) == WITH_POSTMORTEM
+    assert headings(text) == [*WITH_POSTMORTEM, "Configuration"]
     assert not [t.type for t in tokens if t.type in ("html_block", "table_open", "hr", "blockquote_open")]
     inline = [c for t in tokens if t.type == "inline" for c in t.children]
     assert not [c.type for c in inline if c.type in ("html_inline", "link_open", "image", "s_open")]
@@ -443,7 +445,7 @@ def test_no_text_from_the_run_changes_the_structure(tmp_path, name, message, tit
     kept = report.postmortem.traceback
     assert [f.content.splitlines() for f in fences] == ([kept] if kept else [])
     exception = 1 if report.postmortem.exception else 0
-    items = len(report.summary) + len(report.insights) + 2 + exception + len(report.actions)
+    items = len(report.summary) + len(report.insights) + 2 + exception + len(report.actions) + len(report.config)
     assert sum(t.type == "list_item_open" for t in tokens) == items
 
 
@@ -543,3 +545,18 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert main(["report", str(tmp_path)]) == 2
     assert "no run found" in capsys.readouterr().err
+
+
+def test_cli_reports_every_run_a_session_finds_including_runs_inside_tracker_databases(tmp_path, capsys):
+    """The path of any run, as `watch` puts it in its `open:` line, is something `report` opens."""
+    launch = tmp_path / "launch"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "trackers" / "launch", launch)
+    session = open_session([str(launch)])
+    session.load()
+    paths = {run.path: run.name for run in session.runs()}
+    assert any(os.path.isfile(os.path.dirname(path)) for path in paths)  # DATABASE/RUN paths among them
+    for path, name in paths.items():
+        capsys.readouterr()
+        assert main(["report", "--json", path]) in (0, 1), path
+        assert json.loads(capsys.readouterr().out)["run"] == name
+    assert main(["report", str(launch / "mlflow.db" / "no-such-run")]) == 2

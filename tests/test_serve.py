@@ -3,6 +3,7 @@
 import os
 import shutil
 import time
+from pathlib import Path
 
 import needs
 from browser import browser_page, served
@@ -44,3 +45,22 @@ def test_the_served_app_shows_the_runs_in_a_browser_and_takes_key_presses(tmp_pa
         time.sleep(0.1)
     assert app_processes(root) == []  # the server took its app down with it
     assert "Serving" in (tmp_path / "serve.log").read_text()
+
+
+def test_export_in_a_browser_is_a_download_and_writes_nothing_on_the_server(tmp_path):
+    """Whoever reaches the page gets the report in their browser; no path on the server is asked for."""
+    root = tmp_path / "runs"
+    shutil.copytree(REAL_RUNS / "dpo_stuck", root / "dpo_stuck")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with served([root], tmp_path / "serve.log") as url, browser_page(url) as page:
+        page.wait_for_screen(lambda text: "dpo_stuck" in text and "sort: status" in text)
+        with page.page.expect_download(timeout=60_000) as download_info:
+            page.page.keyboard.press("e")
+        download = download_info.value
+        saved = tmp_path / "downloaded.md"
+        download.save_as(saved)
+    assert download.suggested_filename == "dpo_stuck-report.md"
+    text = saved.read_text()
+    assert text.startswith("## RLHF Run Diagnostic Report") and "dpo_stuck" in text
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert set(after) - set(before) == {Path("serve.log"), Path("downloaded.md")}

@@ -158,7 +158,9 @@ def test_notify_sends_the_tuis_events_to_the_url_too(tmp_path, terminals):
         assert len(receiver.messages) == 1
     assert sent["title"] == "[rlhf-top] dpo-evil: Crashed (exception)"
     assert "run: dpo-evil\n" in sent["message"]
-    assert f"open: rlhf-top report '{root / 'dpo-evil'}'" in sent["message"]  # quoted for what it really is, then cleaned
+    escape_free = str(root / "dpo\\x1b]0;owned\\x07-evil")
+    assert f"open: rlhf-top report $'{escape_free}'" in sent["message"]  # the real name, as bash reads it back
+    assert "\x1b" not in sent["message"]
 
 
 async def test_a_notify_delivery_that_fails_is_shown_as_a_toast(tmp_path, monkeypatch):

@@ -16,6 +16,9 @@ import needs
 from alert_runs import crash, learning, message_fields, parked, write_run
 from receiver import Receiver, free_port
 
+from rlhf_tui.events import KINDS
+from rlhf_tui.watch_state import state_file
+
 needs.module("apprise", "pip install 'rlhf-top[notify]'")
 
 HOST = socket.gethostname()
@@ -232,3 +235,30 @@ def test_a_url_apprise_does_not_know_is_a_usage_error(root):
     )
     assert result.returncode == 2
     assert "not a notification URL Apprise knows: nosuchservice://x" in result.stderr
+
+
+def test_a_watch_is_the_same_watch_from_any_directory_and_however_its_roots_are_written(tmp_path, monkeypatch):
+    """One state (and one lock) per watch: started from elsewhere, it is not a second watcher."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    destinations = ["json://127.0.0.1:9/hook"]
+    monkeypatch.chdir(tmp_path)
+    here = state_file(["runs", "ssh://gpu-a/home/me/runs/"], destinations, KINDS)
+    monkeypatch.chdir("/")
+    there = state_file([str(tmp_path / "runs"), "ssh://gpu-a/home/me//runs"], destinations, KINDS)
+    assert here == there
+    assert state_file(["ssh://gpu-b/home/me/runs"], destinations, KINDS) != state_file(["ssh://gpu-a/home/me/runs"], destinations, KINDS)
+
+
+
+def test_destinations_can_come_from_the_environment_instead_of_the_command_line(root, watchers, monkeypatch):
+    """URLs with passwords and tokens stay out of the argument list every user can read in `ps`."""
+    with Receiver() as receiver:
+        monkeypatch.setenv("RLHF_TOP_NOTIFY", receiver.apprise_url)
+        watcher = watchers(root)
+        watcher.wait_log("first look: 0 runs")
+        assert receiver.apprise_url.encode() not in Path(f"/proc/{watcher.process.pid}/cmdline").read_bytes()
+        write_run(root / "a", learning(5), time.time() - 5)
+        crash(root / "a", 5, HOST, "RuntimeError: boom")
+        receiver.wait_for(1)
+        assert watcher.stop() == 0
+        assert [m["title"] for m in receiver.messages] == ["[rlhf-top] a: Crashed (exception)"]

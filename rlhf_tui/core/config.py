@@ -4,6 +4,10 @@ Sources hand over configs in their own shapes (a TRL `TrainingArguments` dict, W
 tree, MLflow's params as strings, Hydra trees from verl); `flat_config` turns any of them into one
 flat dict whose nested keys are joined with "." (W&B's own spelling), keeping scalars only. The run
 model merges the configs of all its sources into `facts["config"]`.
+
+Configs carry credentials now and then (`hub_token`, a tracker's `api_key`, OpenRLHF's `use_wandb`,
+which holds the W&B key): the text of a key that names one is replaced by HIDDEN before it goes
+anywhere (screen, `--json`, report, a browser tab).
 """
 
 from __future__ import annotations
@@ -19,6 +23,21 @@ MAX_KEYS = 5000
 MAX_TEXT = 500
 
 Scalar = bool | int | float | str
+
+HIDDEN = "(hidden)"
+# A key names a credential when its last part is one of these or ends with "_" and one of these
+# (`pad_token` and `eos_token` are tokenizer settings, not credentials: a bare "token" must stand alone).
+_SECRET_NAMES = ("token", "password", "passwd", "secret", "credential", "credentials", "use_wandb")
+_SECRET_ENDINGS = (
+    "api_key", "apikey", "private_key", "secret_key", "access_key", "access_key_id", "secret", "password",
+    "hub_token", "auth_token", "access_token", "refresh_token", "hf_token", "api_token", "wandb_token",
+)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key names a credential: hub_token, WANDB_API_KEY, s3.secret, use_wandb (OpenRLHF)."""
+    last = key.rsplit(".", 1)[-1].lower()
+    return last in _SECRET_NAMES or any(last == end or last.endswith("_" + end) for end in _SECRET_ENDINGS)
 
 
 def flat_config(tree: Mapping[str, Any], skip: Iterable[str] = ()) -> dict[str, Scalar]:
@@ -40,6 +59,8 @@ def _flatten(tree: Mapping[str, Any], prefix: str, flat: dict[str, Scalar], skip
         if isinstance(value, Mapping):
             if depth < MAX_DEPTH:
                 _flatten(value, name + ".", flat, skip, depth + 1)
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "" and is_secret_key(name):
+            flat[name] = HIDDEN
         elif isinstance(value, str):
             flat[name] = value[:MAX_TEXT]
         elif isinstance(value, float) and not math.isfinite(value):

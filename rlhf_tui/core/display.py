@@ -41,3 +41,8 @@ def format_age(seconds: float | None) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+def format_config_value(value: object) -> str:
+    """A configuration value as it was logged: a float in its shortest exact form (1e-05, not 1.00e-05)."""
+    return repr(value) if isinstance(value, float) else str(value)

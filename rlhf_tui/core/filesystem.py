@@ -170,6 +170,11 @@ def is_remote(root: str) -> bool:
     return urllib.parse.urlsplit(root).scheme in BACKENDS
 
 
+def canonical_root(root: str) -> str:
+    """The same root however it was written: an absolute local path, or the remote URL normalised."""
+    return RemoteFS(root).root if is_remote(root) else os.path.abspath(root)
+
+
 def missing_backend(root: str) -> str | None:
     """What to install for a remote root's scheme, if its package is not importable."""
     module, extra, _ = BACKENDS[urllib.parse.urlsplit(root).scheme]

@@ -413,6 +413,10 @@ class Monitor:
             self._await_remote()
             changed |= self.poll([])
 
+    def remote_caught_up(self) -> bool:
+        """Every remote root has looked for its runs (or failed to) and has read all it found."""
+        return all(remote.settled() and not remote.behind() for remote in self.remotes.values())
+
     def _await_remote(self) -> None:
         self._remote_event.wait(0.1)
         self._remote_event.clear()
@@ -497,8 +501,10 @@ class Monitor:
     # --- liveness --------------------------------------------------------------------------
 
     def check_processes(self) -> None:
+        """Whether the processes of unfinished runs still live; not for runs on other machines, whose
+        process ids mean nothing here even when the host has this one's name."""
         for run in self.runs.values():
-            if not run.finished and run.crash is None:
+            if not run.finished and run.crash is None and self._remote_of(run.path) is None:
                 run.check_process(self.process_probe)
 
     def visible_runs(self) -> list[Run]:

@@ -13,6 +13,9 @@ writes them):
   repeats the last step with the run-average loss alone);
 - a resumed session: `{"type": "resume", "from_step", "timestamp"}`;
 - a footer once training completed: `{"type": "footer", "run_id", "status", "total_steps", "timestamp"}`.
+
+`postmortem.json`, when a run died: `{"exit_reason", "exit_code", "last_step", "timestamp", "traceback"}`,
+with `"exception"` (RunLogger) or PTT's `last_metrics`, `recent_events`, `environment`, `cuda_error`.
 """
 
 from __future__ import annotations
@@ -54,6 +57,19 @@ def resume(from_step: int, timestamp: str) -> dict[str, Any]:
 
 def footer(run_id: str, total_steps: int, timestamp: str) -> dict[str, Any]:
     return {"type": "footer", "run_id": run_id, "status": "completed", "total_steps": total_steps, "timestamp": timestamp}
+
+
+def postmortem(
+    exit_reason: str, exit_code: int | None, last_step: int, timestamp: str, traceback: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "exit_reason": exit_reason,
+        "exit_code": exit_code,
+        "last_step": last_step,
+        "timestamp": timestamp,
+        "traceback": traceback,
+        **extra,
+    }
 
 
 def line(obj: Mapping[str, Any], default: Callable[[Any], Any] | None = None) -> str:

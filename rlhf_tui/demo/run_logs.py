@@ -111,17 +111,17 @@ class PttFiles:
         event = {"type": exception_type.rsplit(".", 1)[-1], "message": message, "traceback": death.traceback}
         write_document(
             os.path.join(self._directory, runlog.POSTMORTEM_FILE),
-            {
-                "exit_reason": death.exit_reason,
-                "exit_code": None,
-                "last_step": last_step,
-                "timestamp": iso_time(now),
-                "traceback": death.traceback,
-                "last_metrics": self._last_metrics,
-                "recent_events": [f"[{iso_time(now)}] exception: {event}"],
-                "environment": _environment(self._host),
-                "cuda_error": message if death.exit_reason == "oom" else None,
-            },
+            runlog.postmortem(
+                death.exit_reason,
+                None,
+                last_step,
+                iso_time(now),
+                death.traceback,
+                last_metrics=self._last_metrics,
+                recent_events=[f"[{iso_time(now)}] exception: {event}"],
+                environment=_environment(self._host),
+                cuda_error=message if death.exit_reason == "oom" else None,
+            ),
         )
 
     def close(self) -> None:
@@ -175,14 +175,9 @@ class RunLoggerFiles:
     def died(self, now: float, last_step: int, death: Death) -> None:
         write_document(
             os.path.join(self._directory, runlog.POSTMORTEM_FILE),
-            {
-                "exit_reason": death.exit_reason,
-                "exit_code": None,
-                "last_step": last_step,
-                "timestamp": iso_time(now),
-                "exception": death.exception,
-                "traceback": death.traceback,
-            },
+            runlog.postmortem(
+                death.exit_reason, None, last_step, iso_time(now), death.traceback, exception=death.exception
+            ),
         )
         self._metadata.update(status="crashed", end_time=iso_time(now))
         self._write_metadata()

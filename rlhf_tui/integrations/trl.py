@@ -267,14 +267,7 @@ class RunLogger(TrainerCallback):
         now = _now()
         _write_json_atomically(
             os.path.join(self.run_dir, runlog.POSTMORTEM_FILE),
-            {
-                "exit_reason": exit_reason,
-                "exit_code": exit_code,
-                "last_step": self._last_step,
-                "timestamp": now,
-                "exception": exception,
-                "traceback": traceback_text,
-            },
+            runlog.postmortem(exit_reason, exit_code, self._last_step, now, traceback_text, exception=exception),
         )
         self._metadata.update(status="crashed", end_time=now)
         self._write_metadata()

@@ -60,6 +60,7 @@ def render_json(report: Report) -> dict[str, object]:
             "traceback_lines_cut": postmortem.lines_cut,
         },
         "actions": report.actions,
+        "config": {key: _json_value(value) for key, value in report.config.items()},
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 
@@ -157,6 +158,7 @@ class Report:
     insights: list[Insight] = field(default_factory=list)
     postmortem: Postmortem | None = None
     actions: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # the run's flat configuration, sorted by key
 
     @property
     def is_problem(self) -> bool:
@@ -188,6 +190,7 @@ def build_report(run: Run, diagnosis: Diagnosis, generated: datetime | None = No
         insights=insights,
         postmortem=_postmortem(run, lifecycle, generated.timestamp()) if lifecycle in ABNORMAL_ENDS else None,
         actions=_actions(insights),
+        config=dict(sorted((run.facts.get("config") or {}).items())),
     )
 
 

@@ -1,5 +1,5 @@
 """The report as Markdown: PTT's layout (`## RLHF Run Diagnostic Report`, Run Summary, Key Insights,
-Postmortem, Recommended Actions), safe for any text a run holds.
+Postmortem, Recommended Actions), then the run's configuration; safe for any text a run holds.
 
 Text that comes from the run (its name, exception, traceback) and from rule files is untrusted: inline
 text is escaped or put in a code span, the traceback goes in a fence longer than any backtick run in
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from rlhf_tui.core.display import format_config_value
 from rlhf_tui.report.content import TITLE, Insight, Postmortem, Report, iso_time, iso_unix, plain_line
 
 # Characters that can start Markdown or HTML inline: `_` only where it is not inside a word (it can
@@ -70,6 +71,9 @@ def render_markdown(report: Report) -> str:
         out.append("None from the metrics; the Postmortem says how the run ended.")
     else:
         out.append("No action needed.")
+    if report.config:
+        out += ["", "### Configuration", ""]
+        out += [f"- {_code(key)}: {_code(format_config_value(value))}" for key, value in report.config.items()]
     return "\n".join(out) + "\n"
 
 

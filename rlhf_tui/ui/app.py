@@ -8,6 +8,7 @@ write exported reports, and post their results as messages (messages.py).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import re
@@ -29,10 +30,12 @@ from rlhf_tui.look import Look
 from rlhf_tui.notify import Notifier, compose
 from rlhf_tui.notify import log as notify_log
 from rlhf_tui.report import build_report, is_inside, render_markdown, write_new_file
+from rlhf_tui.ui.config_data import prepare_config
 from rlhf_tui.ui.desktop import notification
 from rlhf_tui.ui.live import Batch, LiveLoop, Loading, LoopSettings
-from rlhf_tui.ui.messages import BatchWaiting, ExportFinished, RunViewReady
+from rlhf_tui.ui.messages import BatchWaiting, ConfigViewReady, ExportFinished, RunViewReady
 from rlhf_tui.ui.run_data import RunViewRequest, prepare
+from rlhf_tui.ui.screens.config_view import ConfigScreen
 from rlhf_tui.ui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
 from rlhf_tui.ui.screens.home import HomeScreen
 from rlhf_tui.ui.screens.run_view import RunScreen
@@ -174,7 +177,7 @@ class RlhfTop(App[int]):
             crash = snapshot.crash
             why = f"{snapshot.status}: {crash.label}" if crash is not None else snapshot.status
             self.notify(f"{snapshot.name}: {why}", title="Run failed", severity="error", timeout=30, markup=False)
-        if isinstance(self.screen, RunScreen):
+        if isinstance(self.screen, (RunScreen, ConfigScreen)):
             self.screen.runs_changed(set(batch.snapshots))
         if batch.events:
             self.alert(batch.events)
@@ -220,6 +223,9 @@ class RlhfTop(App[int]):
     def open_runs(self, paths: list[str]) -> None:
         self.loop.prefer(paths)
         self.push_screen(RunScreen(paths))
+
+    def open_config(self, paths: list[str]) -> None:
+        self.push_screen(ConfigScreen(paths))
 
     def _selected_run(self) -> str | None:
         selected = getattr(self.screen, "selected_run_path", None)
@@ -291,6 +297,11 @@ class RlhfTop(App[int]):
             self.notify("No run selected.", severity="warning", timeout=3, markup=False)
             return
         default = default_report_path(snapshot.name, snapshot.path, os.getcwd(), os.path.expanduser("~"))
+        if self.is_web:
+            # In a browser (`rlhf-top serve`) the report is the browser's download: whoever reaches
+            # the page must not write files on this machine.
+            self._deliver_report(snapshot.path, os.path.basename(default))
+            return
         self.push_screen(ExportScreen(snapshot.name, default), partial(self._export_to, snapshot.path))
 
     def _export_to(self, run_path: str, target: str | None, force: bool = False) -> None:
@@ -302,13 +313,26 @@ class RlhfTop(App[int]):
             return
         self._write_report(run_path, target, destination, force)
 
-    @work(thread=True, exit_on_error=False, group="export")
-    def _write_report(self, run_path: str, target: str, destination: Path, force: bool) -> None:
-        """Build the report from the live run (under the session lock) and write it, off the UI thread."""
+    def _report_text(self, run_path: str) -> str | None:
+        """The Markdown report of the live run, or None when it is gone. Call off the UI thread."""
         with self.loop.lock:
             run = self.loop.run_by_path(run_path)
             session = self.loop.session
-            text = render_markdown(build_report(run, session.diagnosis(run))) if run and session else None
+            return render_markdown(build_report(run, session.diagnosis(run))) if run and session else None
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def _deliver_report(self, run_path: str, filename: str) -> None:
+        text = self._report_text(run_path)
+        if text is None:
+            self.call_from_thread(self.notify, "That run is gone.", severity="error", markup=False)
+            return
+        self.call_from_thread(self.deliver_text, io.StringIO(text), save_filename=filename, mime_type="text/markdown")
+        self.call_from_thread(self.notify, f"Report sent to your browser as {filename}", timeout=6, markup=False)
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def _write_report(self, run_path: str, target: str, destination: Path, force: bool) -> None:
+        """Build the report from the live run (under the session lock) and write it, off the UI thread."""
+        text = self._report_text(run_path)
         problem, exists = None, False
         if text is None:
             problem = "That run is gone."
@@ -336,6 +360,16 @@ class RlhfTop(App[int]):
             self.notify(f"Report written to {message.destination}", timeout=6, markup=False)
 
     # --- the run view's data ------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="config-view")
+    def prepare_config_view(self, screen: ConfigScreen, paths: tuple[str, ...], only_differences: bool) -> None:
+        """Copy the configurations of `paths` out of the live runs, off the UI thread, and post them to `screen`."""
+        with self.loop.lock:
+            runs = [run for run in map(self.loop.run_by_path, paths) if run is not None]
+            if not runs:
+                return
+            data = prepare_config(runs, only_differences)
+        screen.post_message(ConfigViewReady(data))
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="run-view")
     def prepare_run_view(self, screen: RunScreen, request: RunViewRequest) -> None:

@@ -1,7 +1,7 @@
 """The reader loop behind the TUI: the follower (follow.py) in a thread, its passes turned into batches.
 
 It runs in one thread (a Textual thread worker) and owns the session; the UI thread only ever gets
-`RunSnapshot`s, or holds `lock` while it copies series for a chart or builds a report. Nothing here
+`RunSnapshot`s. Other workers hold `lock` while they copy a run view (run_data.py) or build a report. Nothing here
 imports Textual: `notify` is how the app learns that a batch is waiting, and `take()` hands it over.
 A batch collects the passes the UI has not taken yet.
 """

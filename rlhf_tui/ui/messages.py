@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from rlhf_tui.ui.config_data import ConfigViewData
 from rlhf_tui.ui.run_data import RunViewData
 
 
@@ -15,6 +16,14 @@ class RunViewReady(Message):
     """Charts and metric list of the run view, prepared by a worker."""
 
     def __init__(self, data: RunViewData) -> None:
+        super().__init__()
+        self.data = data
+
+
+class ConfigViewReady(Message):
+    """The configurations the config view asked for, prepared by a worker."""
+
+    def __init__(self, data: ConfigViewData) -> None:
         super().__init__()
         self.data = data
 

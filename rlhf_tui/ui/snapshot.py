@@ -1,8 +1,8 @@
 """What the UI shows of a run, copied out of the live model by the reader thread.
 
 Widgets never touch a `Run` (the reader thread keeps changing it): they get `RunSnapshot`s, plain
-immutable values with untrusted text already cleaned. Charts, which need whole series, copy them under
-the session lock instead (`LiveLoop.lock`).
+immutable values with untrusted text already cleaned. The run view, which needs whole series, gets
+them copied by a worker under the session lock (run_data.py).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import SUMMARY_KEYS
 from rlhf_tui.core.records import Crash, Record, TrackerRun, Update
 from rlhf_tui.core.sources.lines import LineBuffer
-from rlhf_tui.core.sources.sqlite import DatabaseRun, ReadOnlyDatabase, tables
+from rlhf_tui.core.sources.sqlite import DatabaseRun, ReadOnlyDatabase, file_signature, tables
 
 PROFILING = "profiling/"
 _FILE_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
@@ -238,7 +238,7 @@ class MlflowFileRun:
         meta_path = os.path.join(self.run_dir, "meta.yaml")
         params = _signatures(os.path.join(self.run_dir, "params"))
         metrics = _signatures(os.path.join(self.run_dir, "metrics"))
-        signature = (_stat(meta_path), params, metrics)
+        signature = (file_signature(meta_path), params, metrics)
         if signature == self._signature:
             return None
         self._signature = signature
@@ -301,7 +301,7 @@ def list_file_store_run(run_dir: str) -> TrackerRun | None:
     """The run of an `mlruns/<experiment>/<run>/` directory, for discovery; None if it is not one.
     Cached until its `meta.yaml`, its experiment's or its `output_dir` param changes."""
     paths = [os.path.join(run_dir, "meta.yaml"), os.path.join(os.path.dirname(run_dir), "meta.yaml"), os.path.join(run_dir, "params", "output_dir")]
-    signature = [_stat(path) for path in paths]
+    signature = [file_signature(path) for path in paths]
     cached = _file_store_runs.get(run_dir)
     if cached is not None and cached[0] == signature:
         return cached[1]
@@ -321,19 +321,13 @@ def _signatures(directory: str) -> list[tuple[str, tuple[int, int, int] | None]]
     found: list[str] = []
     for parent, _, names in os.walk(directory):
         found.extend(os.path.join(parent, name) for name in names)
-    return [(path, _stat(path)) for path in sorted(found)]
+    return [(path, file_signature(path)) for path in sorted(found)]
 
 
 def _key(path: str, directory: str) -> str:
     return os.path.relpath(path, directory).replace(os.sep, "/")
 
 
-def _stat(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _read_text(path: str) -> str | None:

@@ -58,7 +58,7 @@ class ReadOnlyDatabase:
 
     def signature(self) -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]:
         """Changes whenever the database or its WAL does (the main file alone does not, in WAL mode)."""
-        return _stat(self.path), _stat(self.path + "-wal")
+        return file_signature(self.path), file_signature(self.path + "-wal")
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -86,7 +86,7 @@ class ReadOnlyDatabase:
             raise DatabaseProblem("not an SQLite database")
         if header[18] != _WAL_VERSION:
             return _file_uri(self.path, "mode=ro")
-        wal = _stat(self.path + "-wal")
+        wal = file_signature(self.path + "-wal")
         if wal is None or wal[1] == 0:
             return _file_uri(self.path, "immutable=1")
         return _file_uri(self._copy(), "mode=ro")
@@ -98,17 +98,17 @@ class ReadOnlyDatabase:
             weakref.finalize(self, shutil.rmtree, self._copy_dir, True)
         target = os.path.join(self._copy_dir, "copy.db")
         for _ in range(3):
-            main = _stat(self.path)
+            main = file_signature(self.path)
             try:
                 if main != self._copied_main:
                     shutil.copyfile(self.path, target)
                     self._copied_main = None  # until the copy is known to be whole
-                wal = _stat(self.path + "-wal")
+                wal = file_signature(self.path + "-wal")
                 if main != self._copied_main or wal != self._copied_wal:
                     shutil.copyfile(self.path + "-wal", target + "-wal")
             except OSError as error:
                 raise DatabaseProblem(f"cannot copy: {error.strerror or error}", transient=True) from None
-            if _stat(self.path) == main:
+            if file_signature(self.path) == main:
                 self._copied_main, self._copied_wal = main, wal
                 try:  # a wal-index left from the previous copy would describe the wrong WAL
                     os.remove(target + "-shm")
@@ -180,7 +180,8 @@ def _quoted(name: str) -> str:
     return name.replace('"', '""')
 
 
-def _stat(path: str) -> tuple[int, int, int] | None:
+def file_signature(path: str) -> tuple[int, int, int] | None:
+    """(inode, size, modification time), or None when the file is not there: what changes when it does."""
     try:
         st = os.stat(path)
     except OSError:

@@ -25,6 +25,7 @@ class HomeScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="Charts of the run (or of the selected runs, overlaid)"),
         Binding("space", "select", "Select", tooltip="Mark the run to overlay it with others"),
+        Binding("i", "config", "Config", tooltip="The run's configuration (of selected runs: what differs)"),
         Binding("s", "sort", "Sort", tooltip="Sort by status, name, step, age, loss, reward, win rate, KL"),
         Binding("S", "reverse_sort", "Reverse sort", show=False),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter by name, trainer or status"),
@@ -67,7 +68,10 @@ class HomeScreen(Screen):
 
     @on(RunsTable.Changed)
     def update_summary(self) -> None:
-        """Runs, problems by severity, sort, filter, and the app's state, in one line."""
+        """Runs, problems by severity, sort, filter, and the app's state, in one line.
+
+        The user's own sort and filter keys call it at once too: waiting for the table's `Changed`
+        message would show the new order a frame before the line that names it."""
         app = self.app
         table = self.table
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -164,26 +168,38 @@ class HomeScreen(Screen):
 
     # --- actions ----------------------------------------------------------------------------
 
-    def action_open(self) -> None:
+    def _chosen(self) -> list[str]:
+        """The selected runs, in table order, when there are two or more; else the run under the cursor."""
         table = self.table
         chosen = [path for path in table.order if path in table.selected]
         if len(chosen) < 2:
             chosen = [table.cursor_path] if table.cursor_path else []
+        return chosen
+
+    def action_open(self) -> None:
+        chosen = self._chosen()
         if chosen:
             self.app.open_runs(chosen)
+
+    def action_config(self) -> None:
+        chosen = self._chosen()
+        if chosen:
+            self.app.open_config(chosen)
 
     def action_select(self) -> None:
         self.table.toggle_selected()
         count = len(self.table.selected)
         if count:
-            self.notify(f"{count} run(s) selected: enter overlays them", timeout=3)
+            self.notify(f"{count} run(s) selected: enter overlays them, i compares their configs", timeout=3)
 
     def action_sort(self) -> None:
         table = self.table
         table.set_sort(SORT_KEYS[(SORT_KEYS.index(table.sort_by) + 1) % len(SORT_KEYS)])
+        self.update_summary()
 
     def action_reverse_sort(self) -> None:
         self.table.set_sort(self.table.sort_by, not self.table.sort_reverse)
+        self.update_summary()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -206,6 +222,7 @@ class HomeScreen(Screen):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.table.set_filter(event.value)
+        self.update_summary()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, event: Input.Submitted) -> None:

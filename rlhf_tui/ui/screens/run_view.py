@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -11,12 +9,12 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.events import Resize
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, OptionList, Static
 
 from rlhf_tui.core.display import format_step
 from rlhf_tui.ui.chart_model import SMOOTHING_STEPS, ChartOptions
 from rlhf_tui.ui.messages import RunViewReady
+from rlhf_tui.ui.pacing import Pacer
 from rlhf_tui.ui.run_data import Metric, RunViewRequest
 from rlhf_tui.ui.widgets.charts import ChartView, MetricList
 
@@ -30,6 +28,7 @@ class RunScreen(Screen):
     BINDING_GROUP_TITLE = "run view"
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
+        Binding("i", "config", "Config", tooltip="The configuration of these runs (of several: what differs)"),
         Binding("x", "toggle_time", "Step/time", tooltip="x axis by step or by wall time"),
         Binding("l", "toggle_log", "Log y"),
         Binding("plus,equals_sign,right_square_bracket", "smoothing(1)", "Smooth +", key_display="+"),
@@ -42,8 +41,7 @@ class RunScreen(Screen):
         self.options = ChartOptions()
         self.by_time = False
         self.metrics: list[Metric] = []
-        self._last_draw = 0.0
-        self._pending: Timer | None = None
+        self._pacer = Pacer(self, REDRAW_SECONDS, self.redraw)
         self._asked: RunViewRequest | None = None
         self.drawn = False  # the answer to the latest request is on screen
 
@@ -67,21 +65,12 @@ class RunScreen(Screen):
 
     def runs_changed(self, paths: set[str]) -> None:
         """Some runs changed: redraw if ours did, at most once per REDRAW_SECONDS."""
-        if not paths.intersection(self.paths) or self._pending is not None:
-            return
-        wait = self._last_draw + REDRAW_SECONDS - time.monotonic()
-        if wait <= 0:
-            self.redraw()
-        else:
-            self._pending = self.set_timer(wait, self._redraw_later)
-
-    def _redraw_later(self) -> None:
-        self._pending = None
-        self.redraw()
+        if paths.intersection(self.paths):
+            self._pacer.request()
 
     def redraw(self, metric_list: bool = True) -> None:
         """Ask a worker for the charts (and, with `metric_list`, the metric list) of these runs."""
-        self._last_draw = time.monotonic()
+        self._pacer.ran()
         metric_list = metric_list or not self.metrics
         listing = self.query_one(MetricList)
         option = listing.highlighted_option
@@ -157,6 +146,9 @@ class RunScreen(Screen):
 
     def action_back(self) -> None:
         self.dismiss()
+
+    def action_config(self) -> None:
+        self.app.open_config(self.paths)
 
     def action_toggle_time(self) -> None:
         self.by_time = not self.by_time
