@@ -185,6 +185,18 @@ def test_window_state_stays_bounded():
     assert window._prefix.shape[1] == 60 and len(window._values) == 59
 
 
+def test_window_state_does_not_hold_on_to_the_backlog_it_was_fed():
+    window = RoleWindow([Feature("std", "x", 50, 10), Feature("last", "x", 1, 5), Feature("max", "x", 20)])
+    window.advance(np.random.default_rng(0).normal(size=100_000))
+
+    def held_bytes(array: np.ndarray) -> int:  # a slice keeps the whole array it was cut from alive
+        while array.base is not None:
+            array = array.base
+        return array.nbytes
+
+    assert held_bytes(window._prefix) < 10_000 and held_bytes(window._values) < 10_000
+
+
 def test_relative_functions():
     values = {"loss": [2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 4.0]}
     assert evaluate("drop(loss, 3, 4)", values)[6] == pytest.approx(0.5)

@@ -128,9 +128,10 @@ class RoleWindow:
                 self.latest[feature] = float(result[-1])
 
         self.count += m
+        # Copies: a view would keep the whole backlog's arrays alive for as long as the run is followed.
         if self._summed:
-            self._prefix = prefix[:, -(self.keep + 1) :]
-        self._values = history[max(len(history) - self.keep, 0) :] if self.keep else self._values
+            self._prefix = prefix[:, -(self.keep + 1) :].copy()
+        self._values = history[max(len(history) - self.keep, 0) :].copy() if self.keep else self._values
         return out
 
     def _baseline(self, feature: Feature, values: np.ndarray, finite: np.ndarray) -> np.ndarray:
