@@ -6,7 +6,8 @@ For each size it writes a PTT-format `metrics.jsonl` (one run of bench/sweep.py:
 ISO timestamp a line) and a lean generic JSONL (`{"step", "loss", "reward", "kl"}`), then times, on
 the same bytes: read + split into lines; a `json.loads` loop into a list; a `msgspec.json.decode`
 loop (the fastest generic parser tried, ahead of orjson); and rlhf-top end to end (discovery,
-tailing with its byte budget, reader, run model). The ratio column is each time over
+tailing with its byte budget, reader, run model) on one core: a big log's history is read in a
+worker process when there are cores for it, which bench_coldstart measures over a sweep. The ratio column is each time over
 read + split: the budget is rlhf-top within 5x, and at least 400k lines/s.
 """
 
@@ -71,7 +72,7 @@ def measure(label: str, data: bytes, filename: str, lines: int, repeats: int) ->
                 [decode(line) for line in handle.read().split(b"\n") if line]
 
         def rlhf_top():
-            monitor = Monitor([tmp])
+            monitor = Monitor([tmp], workers=0)  # one core: the reader's own speed
             monitor.scan()
             monitor.catch_up()
             (run,) = monitor.visible_runs()
