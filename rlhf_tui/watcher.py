@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from rlhf_tui.events import KINDS, EventTracker
+from rlhf_tui.events import EventTracker
 from rlhf_tui.follow import Follower, LoopSettings, Pass
 from rlhf_tui.notify import MissingApprise, Notifier, PrintTransport, apprise_transports
 from rlhf_tui.watch_state import AlreadyWatching, WatchState, state_file

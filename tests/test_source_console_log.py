@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from search import examples
 
-from rlhf_tui.core.records import CRASH_REASONS, Update
-from rlhf_tui.core.sources.console_log import MAX_NOTES, MAX_SEGMENT_BYTES, ConsoleLogReader
+from rlhf_tui.core.records import CRASH_REASONS, READER_NOTES, Update
+from rlhf_tui.core.sources.console_log import MAX_SEGMENT_BYTES, ConsoleLogReader
 
 FIXTURES = Path(__file__).parent / "fixtures" / "console"
 REAL_RUNS = ("dpo_crash", "dpo_stuck", "grpo_small", "sft_small")
@@ -555,7 +555,7 @@ def test_a_cut_short_log_dict_is_a_note():
 def test_notes_are_capped():
     reader = ConsoleLogReader()
     notes: list[str] = []
-    for _ in range(MAX_NOTES + 10):
+    for _ in range(READER_NOTES + 10):
         notes += reader.feed(b"{'loss': '0.6\n").notes
-    assert len(notes) == MAX_NOTES + 1
+    assert len(notes) == READER_NOTES + 1
     assert notes[-1] == "more notes about bad input not shown"

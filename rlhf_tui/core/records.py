@@ -131,6 +131,27 @@ class Update:
         self.notes.extend(other.notes)
 
 
+READER_NOTES = 20  # notes about bad input one reader makes, at most
+
+
+class NoteBudget:
+    """A reader's notes about bad input: the first `limit`, then one saying that later ones are not.
+
+    A corrupt file can have a problem on every line; the run shows the first few, not a flood."""
+
+    def __init__(self, more: str, limit: int = READER_NOTES) -> None:
+        self.more = more
+        self.limit = limit
+        self.count = 0
+
+    def add(self, notes: list[str], text: str) -> None:
+        self.count += 1
+        if self.count <= self.limit:
+            notes.append(text)
+        elif self.count == self.limit + 1:
+            notes.append(self.more)
+
+
 class TrackerRun(NamedTuple):
     """A run kept in a tracker's store (a Trackio or MLflow database, a W&B run dir), as discovery
     sees it: enough to name it and to find the trainer output dir it belongs to."""

@@ -8,7 +8,6 @@ Both read through a filesystem (`filesystem.py`): this machine's by default, or 
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 

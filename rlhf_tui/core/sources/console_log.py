@@ -54,10 +54,9 @@ from typing import NamedTuple
 
 import msgspec
 
-from rlhf_tui.core.records import Crash, Record, Update, split_eval
+from rlhf_tui.core.records import Crash, NoteBudget, Record, Update, split_eval
 
 MAX_SEGMENT_BYTES = 1024 * 1024
-MAX_NOTES = 20
 TRACEBACK_HEAD_LINES = 100
 TRACEBACK_TAIL_LINES = 300
 MAX_CONTINUATION_LINES = 100
@@ -214,7 +213,7 @@ class ConsoleLogReader:
         self._line_no = 1
         self._line_started = False  # segments of the current line were read before its \n came
         self._update = Update()
-        self._notes = 0
+        self._notes = NoteBudget("more notes about bad input not shown")
         self._noted_kinds: set[str] = set()
         self._after_clear = False  # the last non-empty segment was tqdm.write's blank bar clearing
         self._pending: _Pending | None = None
@@ -574,11 +573,7 @@ class ConsoleLogReader:
             self._note(f"line {self._line_no}: {text}; later ones not reported")
 
     def _note(self, text: str) -> None:
-        self._notes += 1
-        if self._notes <= MAX_NOTES:
-            self._update.notes.append(text)
-        elif self._notes == MAX_NOTES + 1:
-            self._update.notes.append("more notes about bad input not shown")
+        self._notes.add(self._update.notes, text)
 
     def _finish(self) -> Update:
         update = self._update

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from rlhf_tui.core.records import Record, Update, split_eval
+from rlhf_tui.core.records import NoteBudget, Record, Update, split_eval
 from rlhf_tui.core.sources.columns import BLOCK_MIN, Shape, read_block, shape_of
 from rlhf_tui.core.sources.lines import LineBuffer
 from rlhf_tui.core.sources.timestamps import parse_time
@@ -24,7 +24,6 @@ from rlhf_tui.core.sources.timestamps import parse_time
 STEP_KEYS = ("step", "global_step", "_step", "iteration", "iter")
 TIME_KEYS = ("timestamp", "time", "wall_time", "_timestamp", "_time")
 NESTED_KEYS = ("metrics", "data")
-MAX_NOTES = 20
 _new_record = tuple.__new__  # a NamedTuple without its Python-level __new__: this loop is hot
 
 
@@ -88,7 +87,7 @@ class JsonlReader:
         self.name = name
         self._lines = LineBuffer()
         self._line_number = 0
-        self._notes = 0
+        self._notes = NoteBudget("further bad lines not reported")
         self.not_metrics = False
         self.seen_records = False
 
@@ -155,11 +154,7 @@ class JsonlReader:
         return update
 
     def _note(self, update: Update, text: str) -> None:
-        self._notes += 1
-        if self._notes <= MAX_NOTES:
-            update.notes.append(text)
-        elif self._notes == MAX_NOTES + 1:
-            update.notes.append("further bad lines not reported")
+        self._notes.add(update.notes, text)
 
     def handle(self, obj: dict[str, Any], update: Update) -> None:
         step = step_of(obj)

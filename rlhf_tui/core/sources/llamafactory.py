@@ -15,11 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from rlhf_tui.core.config import whole_number
-from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.records import NoteBudget, Record, Update
 from rlhf_tui.core.sources.jsonl import parse_json_line
 from rlhf_tui.core.sources.lines import LineBuffer
 
-MAX_NOTES = 20
 NOT_METRICS = frozenset({"current_steps", "step", "total_steps", "percentage", "elapsed_time", "remaining_time"})
 SKIPPED = frozenset({"predict_loss"})
 
@@ -31,7 +30,7 @@ class LlamaFactoryReader:
         self.name = name
         self._lines = LineBuffer()
         self._line_number = 0
-        self._notes = 0
+        self._notes = NoteBudget("further bad lines not reported")
 
     def feed(self, data: bytes) -> Update:
         update = Update()
@@ -81,8 +80,4 @@ class LlamaFactoryReader:
             update.records.append(Record(step, None, train))
 
     def _note(self, update: Update, text: str) -> None:
-        self._notes += 1
-        if self._notes <= MAX_NOTES:
-            update.notes.append(text)
-        elif self._notes == MAX_NOTES + 1:
-            update.notes.append("further bad lines not reported")
+        self._notes.add(update.notes, text)

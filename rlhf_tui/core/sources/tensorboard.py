@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import SUMMARY_KEYS, split_phase
-from rlhf_tui.core.records import Record, Update
+from rlhf_tui.core.records import NoteBudget, Record, Update
 from rlhf_tui.core.sources import protobuf as pb
 
 _HEADER = struct.Struct("<QI")  # length, masked crc32c of the 8 length bytes
@@ -33,7 +33,6 @@ _FRAMING_BYTES = _HEADER.size + _CRC.size
 _MAX_RECORD_BYTES = 1 << 24
 _SMALL_LENGTH_TOP = b"\0" * 5
 
-_MAX_NOTES = 20
 
 _ARGS_TAG = "args/text_summary"
 
@@ -107,7 +106,7 @@ class TensorBoardReader:
         self._current: tuple[int, str] | None = None  # (step, phase) of the latest scalar, across feeds
         self._current_keys: set[str] = set()
         self._summary: dict[str, float] = {}
-        self._notes_made = 0
+        self._notes = NoteBudget(f"{name}: further problems not reported" if name else "further problems not reported")
 
     def feed(self, data: bytes) -> Update:
         update = Update()
@@ -224,12 +223,8 @@ class TensorBoardReader:
         update.facts.update(facts_from_training_args(args))
 
     def _note(self, update: Update, pos: int, message: str) -> None:
-        self._notes_made += 1
         prefix = f"{self.name}: " if self.name else ""
-        if self._notes_made <= _MAX_NOTES:
-            update.notes.append(f"{prefix}byte {self._offset + pos}: {message}")
-        elif self._notes_made == _MAX_NOTES + 1:
-            update.notes.append(f"{prefix}further problems not reported")
+        self._notes.add(update.notes, f"{prefix}byte {self._offset + pos}: {message}")
 
 
 def _next_header_candidate(buffer: bytes, pos: int) -> int:

@@ -28,13 +28,12 @@ import msgspec
 
 from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.metrics import split_phase
-from rlhf_tui.core.records import Record, TrackerRun, Update
+from rlhf_tui.core.records import NoteBudget, Record, TrackerRun, Update
 from rlhf_tui.core.sources.jsonl import parse_time
 from rlhf_tui.core.sources.sqlite import DatabaseRun, ReadOnlyDatabase, tables
 
 STEP_KEY = "train/global_step"
 PROFILING = "profiling/"
-MAX_NOTES = 20
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _INTERNAL_CONFIG = ("_Username", "_Created", "_Group")
 
@@ -65,7 +64,7 @@ class TrackioRun(DatabaseRun):
         self._config_text: Any = None
         self._max_steps: int | None = None
         self._last_step: int | None = None
-        self._bad_rows = 0
+        self._bad_rows = NoteBudget("further bad rows not reported")
 
     def read_rows(self, connection: sqlite3.Connection, update: Update, budget_rows: int) -> None:
         if self._key_column is None:
@@ -93,11 +92,7 @@ class TrackioRun(DatabaseRun):
             update.finished = True
 
     def _bad_row(self, row_id: int, update: Update) -> None:
-        self._bad_rows += 1
-        if self._bad_rows <= MAX_NOTES:
-            update.notes.append(f"metrics row {row_id}: not a JSON object, skipped")
-        elif self._bad_rows == MAX_NOTES + 1:
-            update.notes.append("further bad rows not reported")
+        self._bad_rows.add(update.notes, f"metrics row {row_id}: not a JSON object, skipped")
 
     def _read_config(self, run_name: str, config: dict[str, Any], update: Update) -> None:
         update.facts["writer"] = "trackio"

@@ -45,7 +45,7 @@ import yaml
 from rlhf_tui.core.config import facts_from_training_args, flat_config
 from rlhf_tui.core.filesystem import LOCAL, FileSystem
 from rlhf_tui.core.metrics import SUMMARY_KEYS, split_phase
-from rlhf_tui.core.records import Crash, Record, Update
+from rlhf_tui.core.records import Crash, NoteBudget, Record, Update
 from rlhf_tui.core.sources import protobuf as pb
 from rlhf_tui.core.sources.console_log import ConsoleLogReader
 from rlhf_tui.core.sources.jsonl import parse_time
@@ -58,7 +58,6 @@ MAGIC = 0xBEE1
 KNOWN_VERSION = 0
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a longer record (a huge table or media) is skipped unread
-MAX_NOTES = 20
 MAX_STEP_METRICS = 16
 
 # Record fields (wandb_internal.proto)
@@ -230,7 +229,7 @@ class WandbReader:
         self._started = False
         self._last_step: int | None = None
         self._verdict: Crash | None = None
-        self._notes = 0
+        self._notes = NoteBudget(f"{self.name}: further problems not reported" if self.name else "further problems not reported")
 
     @property
     def crash(self) -> Crash | None:
@@ -406,12 +405,8 @@ class WandbReader:
             update.crash = verdict
 
     def _note(self, update: Update, offset: int, message: str) -> None:
-        self._notes += 1
         prefix = f"{self.name}: " if self.name else ""
-        if self._notes <= MAX_NOTES:
-            update.notes.append(f"{prefix}byte {offset}: {message}")
-        elif self._notes == MAX_NOTES + 1:
-            update.notes.append(f"{prefix}further problems not reported")
+        self._notes.add(update.notes, f"{prefix}byte {offset}: {message}")
 
 
 # A history item as wandb-core writes it: `nested_key` then `value_json`, every length one byte; the
