@@ -9,6 +9,7 @@ import pytest
 import needs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from protobuf_wire import field
 from search import examples
 
 from rlhf_tui.core.records import Record, Update
@@ -70,31 +71,6 @@ def record_spans(data: bytes) -> list[tuple[int, int]]:
         spans.append((pos, pos + 16 + length))
         pos += 16 + length
     return spans
-
-
-# A little protobuf encoder, to build events the real files do not contain.
-
-
-def varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def field(number: int, wire: int, payload: bytes | int) -> bytes:
-    key = varint(number << 3 | wire)
-    if wire == 0:
-        return key + varint(payload)
-    if wire == 2:
-        return key + varint(len(payload)) + payload
-    return key + payload
 
 
 def tensor_value(tag: str, tensor: bytes, plugin: str) -> bytes:

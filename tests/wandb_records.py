@@ -10,34 +10,19 @@ import json
 import struct
 import zlib
 
+import protobuf_wire
+
 BLOCK = 32 * 1024
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 
 
-def varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def field(number: int, payload: bytes | int | str, wire: int | None = None) -> bytes:
+    """A field whose wire type follows from its payload (an int a varint, text or bytes delimited)."""
     if isinstance(payload, str):
         payload = payload.encode()
     if wire is None:
         wire = 0 if isinstance(payload, int) else 2
-    key = varint(number << 3 | wire)
-    if wire == 0:
-        return key + varint(payload)
-    if wire == 2:
-        return key + varint(len(payload)) + payload
-    return key + payload
+    return protobuf_wire.field(number, wire, payload)
 
 
 def item(key: str, value: object, nested: bool = True) -> bytes:
