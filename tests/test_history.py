@@ -83,6 +83,22 @@ def test_history_in_workers_or_in_process_is_what_the_monitor_reads_itself(sweep
     assert itself["run-0"]["last_step"] == STEPS and not itself["run-0"]["loading"]
 
 
+def test_the_worker_processes_stop_once_every_history_is_read_and_start_again_for_a_new_one(sweep):
+    monitor = Monitor([str(sweep)], workers=2)
+    try:
+        monitor.scan()
+        monitor.catch_up()
+        assert monitor.histories._pool is None and not monitor.histories
+        write_run(sweep / "run-new", range(1, STEPS + 1))
+        monitor.scan()
+        assert monitor.histories and any(run.loading for run in monitor.runs.values())
+        monitor.catch_up()
+        new = next(run for run in monitor.runs.values() if run.name == "run-new")
+        assert new.last_step == STEPS and not new.loading and monitor.histories._pool is None
+    finally:
+        monitor.close()
+
+
 def test_the_tail_shows_first_and_the_history_replaces_it(sweep):
     monitor = Monitor([str(sweep)], workers=0)
     monitor.preview = True

@@ -160,6 +160,8 @@ class Histories:
             except Exception:  # noqa: BLE001 - a reader bug: that file is read the ordinary way
                 results.append(self._done(History(job, None)))
         self._start_jobs()
+        if not self._running:
+            self.close()  # all read: no idle worker processes sit on their memory (a new big log starts them again)
         return results
 
     def close(self) -> None:
