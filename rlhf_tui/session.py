@@ -15,9 +15,7 @@ from rlhf_tui.core.discover import DEFAULT_MAX_DEPTH
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.core.remote import RemoteSettings
 from rlhf_tui.core.run import ProcessProbe, Run
-from rlhf_tui.rules import Diagnosis, Diagnostics, Status, load_rules, run_status, severity
-
-LOADING = "Loading"  # the status word of a run whose history is still being read
+from rlhf_tui.rules import Diagnosis, Diagnostics, load_rules, run_status, severity
 
 
 class Session:
@@ -46,10 +44,7 @@ class Session:
     def _analyze(self, run: Run) -> Diagnosis:
         now = self.clock()
         if run.loading:  # findings wait for the whole history: a baseline is its start, not its tail
-            status = run_status(run, (), now)
-            if status.severity == severity.OK:
-                status = Status(LOADING, severity.OK, "its history is being read; findings follow", status.lifecycle)
-            diagnosis = self._diagnoses[run] = Diagnosis((), status)
+            diagnosis = self._diagnoses[run] = Diagnosis((), run_status(run, (), now, loading=True))
             return diagnosis
         engine = self._engines.get(run)
         if engine is None:

@@ -14,7 +14,8 @@ import rlhf_tui.core.monitor as monitor_module
 from rlhf_tui.core import runlog
 from rlhf_tui.core.history import HISTORY_MIN_BYTES, TAIL_BYTES, Histories, Job
 from rlhf_tui.core.monitor import Monitor
-from rlhf_tui.session import LOADING, open_session
+from rlhf_tui.rules.status import LOADING
+from rlhf_tui.session import open_session
 
 STEPS = 6000
 

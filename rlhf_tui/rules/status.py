@@ -19,7 +19,8 @@ class Status:
     (quiet for a day short of a known max_steps, no end marker), "Diverged (NaN)" (an active
     critical finding: critical is reserved for non-finite values), "Unstable" (an active high
     finding), "Partially unstable" (medium), "Stopped" (quiet for a day, no end marker, no target
-    length known: nothing says it failed), "Healthy".
+    length known: nothing says it failed), "Healthy"; "Loading" instead of the last two while the
+    run's history is still being read (its findings wait for all of it).
     severity: "critical", "high", "medium" or "ok", for colour and glyph (low findings never colour).
     detail: one line saying why (the exception, the stall time, the top finding's title), or "".
     lifecycle: the run's lifecycle as the run model reports it ("running", "finished", ...).
@@ -44,9 +45,11 @@ class Diagnosis:
 
 
 _FINDING_WORDS = {"critical": "Diverged (NaN)", "high": "Unstable", "medium": "Partially unstable"}
+LOADING = "Loading"
 
 
-def run_status(run: RunView, findings: Sequence[Finding], now: float) -> Status:
+def run_status(run: RunView, findings: Sequence[Finding], now: float, loading: bool = False) -> Status:
+    """`loading`: part of the run's history is still being read, so no finding can be trusted yet."""
     lifecycle = run.lifecycle(now)
     crash = run.crash
     if lifecycle == "crashed":
@@ -63,6 +66,8 @@ def run_status(run: RunView, findings: Sequence[Finding], now: float) -> Status:
         detail = f"stopped at step {run.last_step} of {max_steps}, no end marker: it died or was killed"
         return Status("Stopped early", "high", detail, lifecycle)
     active = sorted((f for f in findings if f.active and f.severity in _FINDING_WORDS), key=lambda f: severity.rank(f.severity))
+    if not active and loading:
+        return Status(LOADING, severity.OK, "its history is being read; findings follow", lifecycle)
     if not active and lifecycle == "stopped":
         quiet = run.quiet_for(now)
         ago = f"{format_duration(quiet)} ago " if quiet is not None else ""
