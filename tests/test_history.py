@@ -12,6 +12,7 @@ import pytest
 
 import rlhf_tui.core.monitor as monitor_module
 from rlhf_tui.core import runlog
+from rlhf_tui.core import history as history_module
 from rlhf_tui.core.history import HISTORY_MIN_BYTES, TAIL_BYTES, Histories, Job
 from rlhf_tui.core.monitor import Monitor
 from rlhf_tui.rules.status import LOADING
@@ -76,6 +77,7 @@ def sweep(tmp_path):
 
 def test_history_in_workers_or_in_process_is_what_the_monitor_reads_itself(sweep, monkeypatch):
     assert os.path.getsize(sweep / "run-0" / "metrics.jsonl") > HISTORY_MIN_BYTES
+    monkeypatch.setattr(history_module, "POOL_MIN_BYTES", 0)
     in_workers = read_all(sweep, workers=2, preview=True)
     in_process = read_all(sweep, workers=0)
     monkeypatch.setattr(monitor_module, "HISTORY_MIN_BYTES", 1 << 40)
@@ -84,10 +86,13 @@ def test_history_in_workers_or_in_process_is_what_the_monitor_reads_itself(sweep
     assert itself["run-0"]["last_step"] == STEPS and not itself["run-0"]["loading"]
 
 
-def test_the_worker_processes_stop_once_every_history_is_read_and_start_again_for_a_new_one(sweep):
+def test_the_worker_processes_stop_once_every_history_is_read_and_start_again_for_a_new_one(sweep, monkeypatch):
+    monkeypatch.setattr(history_module, "POOL_MIN_BYTES", 0)
     monitor = Monitor([str(sweep)], workers=2)
     try:
         monitor.scan()
+        monitor.histories.take()
+        assert monitor.histories._pool is not None
         monitor.catch_up()
         assert monitor.histories._pool is None and not monitor.histories
         write_run(sweep / "run-new", range(1, STEPS + 1))
@@ -96,6 +101,21 @@ def test_the_worker_processes_stop_once_every_history_is_read_and_start_again_fo
         monitor.catch_up()
         new = next(run for run in monitor.runs.values() if run.name == "run-new")
         assert new.last_step == STEPS and not new.loading and monitor.histories._pool is None
+    finally:
+        monitor.close()
+
+
+def test_a_little_history_is_read_without_starting_worker_processes(sweep, monkeypatch):
+    def no_pool(self):
+        raise AssertionError("worker processes started for a few MB of history")
+
+    monkeypatch.setattr(Histories, "_executor", no_pool)
+    monitor = Monitor([str(sweep)], workers=2)
+    try:
+        monitor.scan()
+        assert monitor.histories
+        monitor.catch_up()
+        assert all(run.last_step for run in monitor.runs.values()) and not monitor.histories
     finally:
         monitor.close()
 

@@ -35,6 +35,9 @@ from rlhf_tui.core.sources.jsonl import JsonlReader
 from rlhf_tui.core.sources.ptt import PttMetricsReader
 
 HISTORY_MIN_BYTES = 256 * 1024  # smaller files are read in-process at once
+# Less history than this in all is read in-process too, a file at a time: starting worker processes
+# costs more than they save (`rlhf-top report` on one long run, a handful of runs).
+POOL_MIN_BYTES = 24 * 1024 * 1024
 TAIL_BYTES = 64 * 1024  # about 150 PTT lines: the table row, its sparklines and status
 HEAD_BYTES = 4096  # where a header line is
 CHUNK_BYTES = 8 * 1024 * 1024  # what a worker feeds its reader at a time
@@ -138,7 +141,7 @@ class Histories:
 
     def take(self, timeout: float = 0.0) -> list[History]:
         """The histories read since the last call, waiting up to `timeout` s for one."""
-        if not self.workers:
+        if not self.workers or (self._pool is None and not self._running and self._waiting_bytes() < POOL_MIN_BYTES):
             job = self._next()
             return [] if job is None else [self._done(read_history(job))]
         self._start_jobs()
@@ -168,6 +171,9 @@ class Histories:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    def _waiting_bytes(self) -> int:
+        return sum(job.size for job in self._waiting)
 
     def _done(self, history: History) -> History:
         self.done_bytes += history.job.size
