@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -56,15 +58,22 @@ def state(run) -> dict:
     }
 
 
-def read_all(root, workers: int, preview: bool = False) -> dict:
+@contextmanager
+def scanned(root, workers: int = 0, preview: bool = True) -> Iterator[Monitor]:
+    """A monitor over `root` that has found its runs (and, previewing, shown the big logs' tails)."""
     monitor = Monitor([str(root)], workers=workers)
     monitor.preview = preview
     try:
         monitor.scan()
-        monitor.catch_up()
-        return {run.name: state(run) for run in monitor.visible_runs()}
+        yield monitor
     finally:
         monitor.close()
+
+
+def read_all(root, workers: int, preview: bool = False) -> dict:
+    with scanned(root, workers, preview) as monitor:
+        monitor.catch_up()
+        return {run.name: state(run) for run in monitor.visible_runs()}
 
 
 @pytest.fixture
@@ -88,9 +97,7 @@ def test_history_in_workers_or_in_process_is_what_the_monitor_reads_itself(sweep
 
 def test_the_worker_processes_stop_once_every_history_is_read_and_start_again_for_a_new_one(sweep, monkeypatch):
     monkeypatch.setattr(history_module, "POOL_MIN_BYTES", 0)
-    monitor = Monitor([str(sweep)], workers=2)
-    try:
-        monitor.scan()
+    with scanned(sweep, workers=2, preview=False) as monitor:
         monitor.histories.take()
         assert monitor.histories._pool is not None
         monitor.catch_up()
@@ -101,8 +108,6 @@ def test_the_worker_processes_stop_once_every_history_is_read_and_start_again_fo
         monitor.catch_up()
         new = next(run for run in monitor.runs.values() if run.name == "run-new")
         assert new.last_step == STEPS and not new.loading and monitor.histories._pool is None
-    finally:
-        monitor.close()
 
 
 def test_a_little_history_is_read_without_starting_worker_processes(sweep, monkeypatch):
@@ -110,21 +115,14 @@ def test_a_little_history_is_read_without_starting_worker_processes(sweep, monke
         raise AssertionError("worker processes started for a few MB of history")
 
     monkeypatch.setattr(Histories, "_executor", no_pool)
-    monitor = Monitor([str(sweep)], workers=2)
-    try:
-        monitor.scan()
+    with scanned(sweep, workers=2, preview=False) as monitor:
         assert monitor.histories
         monitor.catch_up()
         assert all(run.last_step for run in monitor.runs.values()) and not monitor.histories
-    finally:
-        monitor.close()
 
 
 def test_the_tail_shows_first_and_the_history_replaces_it(sweep):
-    monitor = Monitor([str(sweep)], workers=0)
-    monitor.preview = True
-    try:
-        monitor.scan()
+    with scanned(sweep) as monitor:
         runs = {run.name: run for run in monitor.runs.values()}
         run = runs["run-0"]
         assert run.loading and run.last_step == STEPS and run.trainer == "dpo"
@@ -136,38 +134,26 @@ def test_the_tail_shows_first_and_the_history_replaces_it(sweep):
         monitor.catch_up()
         assert not run.loading and len(run.role("loss")) == STEPS and run.finished
         assert run.role("loss").nonfinite_count == 1
-    finally:
-        monitor.close()
 
 
 def test_lines_appended_while_the_history_loads_are_read_after_it_once(sweep):
     log = sweep / "run-1" / "metrics.jsonl"
-    monitor = Monitor([str(sweep)], workers=0)
-    monitor.preview = True
-    try:
-        monitor.scan()
+    with scanned(sweep) as monitor:
         with open(log, "a") as handle:
             handle.writelines(line(s) for s in range(STEPS + 1, STEPS + 11))
         monitor.catch_up()
         run = next(run for run in monitor.runs.values() if run.name == "run-1")
         assert run.role("loss").steps.tolist() == list(range(1, STEPS + 11))
-    finally:
-        monitor.close()
 
 
 def test_a_log_replaced_while_its_history_loads_is_read_from_its_start(sweep):
     log = sweep / "run-2" / "metrics.jsonl"
-    monitor = Monitor([str(sweep)], workers=0)
-    monitor.preview = True
-    try:
-        monitor.scan()
+    with scanned(sweep) as monitor:
         os.rename(log, sweep / "run-2" / "old.txt")
         write_run(sweep / "run-2", range(1, 101))
         monitor.catch_up()
         run = next(run for run in monitor.runs.values() if run.name == "run-2")
         assert run.role("loss").steps.tolist() == list(range(1, 101)) and not run.loading
-    finally:
-        monitor.close()
 
 
 def test_newest_first_and_the_run_on_screen_before_all():
