@@ -181,3 +181,81 @@ def test_a_loading_run_has_no_findings_until_its_history_is_read(sweep):
         assert any(f.severity == "critical" for f in diagnosis.findings)  # the NaN in its history
     finally:
         session.close()
+
+
+def read_whole(root) -> dict:
+    """The runs as the monitor reads every file itself, in passes, with no history split off."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(monitor_module, "HISTORY_MIN_BYTES", 1 << 40)
+        return read_all(root, workers=0)
+
+
+def test_a_log_replaced_while_loading_keeps_nothing_of_what_its_tail_said(sweep):
+    with scanned(sweep) as monitor:
+        run = next(run for run in monitor.runs.values() if run.name == "run-0")
+        assert run.loading and run.finished  # the old log's footer, in its tail
+        (sweep / "run-0" / "metrics.jsonl").unlink()
+        write_run(sweep / "run-0", range(1, 4001), footer=False)
+        monitor.catch_up()
+        assert not run.finished and run.last_step == 4000
+    assert read_all(sweep, workers=0, preview=True)["run-0"] == read_whole(sweep)["run-0"]
+
+
+def test_a_second_log_of_the_same_source_found_while_loading_is_read_with_it(tmp_path, monkeypatch):
+    held = [True]
+    take = Histories.take
+    monkeypatch.setattr(Histories, "take", lambda self, timeout=0.0: [] if held[0] else take(self, timeout))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "train.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1 / s, "grad_norm": 0.3}) + "\n" for s in range(1, 8001)))
+    with scanned(tmp_path) as monitor:
+        run = next(iter(monitor.runs.values()))
+        assert run.loading
+        (run_dir / "eval.jsonl").write_text("".join(json.dumps({"step": s, "eval_acc": 0.5}) + "\n" for s in range(100, 8001, 100)))
+        monitor.scan()
+        monitor.poll()
+        held[0] = False
+        monitor.catch_up()
+        assert sorted(run.keys()) == ["eval_acc", "grad_norm", "loss"] and not run.loading
+    assert read_all(tmp_path, workers=0, preview=True) == read_whole(tmp_path)
+
+
+def test_a_reader_that_fails_on_a_history_leaves_the_file_to_be_read_the_ordinary_way(sweep, monkeypatch):
+    class Failing(history_module.PttMetricsReader):
+        def feed(self, data):
+            if len(data) > 100_000:
+                raise ValueError("a reader bug")
+            return super().feed(data)
+
+    monkeypatch.setitem(history_module.READERS, "metrics", Failing)
+    with scanned(sweep) as monitor:
+        monitor.catch_up()
+        run = next(run for run in monitor.runs.values() if run.name == "run-0")
+        assert run.last_step == STEPS and not run.loading and not monitor.backlog
+
+
+def test_a_header_longer_than_the_first_read_still_names_the_writer(tmp_path):
+    header = {"type": "header", "trainer_type": "dpo", "writer": "rlhf-top", "config": {f"k{i}": "v" * 40 for i in range(100)}}
+    log = tmp_path / "run" / "metrics.jsonl"
+    log.parent.mkdir()
+    log.write_text(json.dumps(header) + "\n" + "".join(line(s) for s in range(1, STEPS + 1)))
+    assert log.stat().st_size > HISTORY_MIN_BYTES and len(json.dumps(header)) > history_module.HEAD_BYTES
+    with scanned(tmp_path) as monitor:
+        (run,) = monitor.runs.values()
+        assert run.loading and list(run.data) == ["rlhf-top"]
+    loaded = read_all(tmp_path, workers=0, preview=True)
+    assert loaded == read_whole(tmp_path) and loaded["run"]["primary"] == "rlhf-top"
+
+
+def test_a_run_resumed_and_then_completed_within_one_history_is_finished(tmp_path):
+    log = tmp_path / "run" / "metrics.jsonl"
+    log.parent.mkdir()
+    lines = [json.dumps({"type": "header", "trainer_type": "dpo"}) + "\n"]
+    lines += [line(s) for s in range(1, 3001)]
+    lines.append(runlog.line(runlog.resume(3000, "2026-11-26T02:00:00+00:00")))
+    lines += [line(s) for s in range(3001, STEPS + 1)]
+    lines.append(json.dumps({"type": "footer", "status": "completed"}) + "\n")
+    log.write_text("".join(lines))
+    loaded = read_all(tmp_path, workers=0, preview=True)["run"]
+    assert loaded["finished"] and loaded["last_step"] == STEPS
+    assert loaded == read_whole(tmp_path)["run"]

@@ -39,7 +39,8 @@ HISTORY_MIN_BYTES = 256 * 1024  # smaller files are read in-process at once
 # costs more than they save (`rlhf-top report` on one long run, a handful of runs).
 POOL_MIN_BYTES = 24 * 1024 * 1024
 TAIL_BYTES = 64 * 1024  # about 150 PTT lines: the table row, its sparklines and status
-HEAD_BYTES = 4096  # where a header line is
+HEAD_BYTES = 4096  # where a header line usually ends
+HEADER_MAX_BYTES = 1024 * 1024  # as long as a line may be (sources/lines.py)
 CHUNK_BYTES = 8 * 1024 * 1024  # what a worker feeds its reader at a time
 IN_FLIGHT_PER_WORKER = 2
 # Kinds whose lines each carry their step, so their tail can be read alone.
@@ -87,12 +88,22 @@ def read_history(job: Job) -> History:
     return History(job, update, reader)
 
 
+def _read_or_give_up(job: Job) -> History:
+    """read_history in this process; a reader bug means the file is read the ordinary way."""
+    try:
+        return read_history(job)
+    except Exception:  # noqa: BLE001 - as a worker's failure is taken
+        return History(job, None)
+
+
 def read_tail(job: Job) -> Update:
     """The header and last lines of a file's history, through a reader of their own: provisional."""
     reader = READERS[job.kind](os.path.basename(job.path))
     try:
         with open(job.path, "rb") as handle:
             head = handle.read(min(HEAD_BYTES, job.size))
+            if b"\n" not in head and len(head) < job.size:  # a long header (a whole config in it)
+                head += handle.read(min(HEADER_MAX_BYTES, job.size) - len(head))
             start = max(0, job.size - TAIL_BYTES)
             handle.seek(start)
             tail = handle.read(job.size - start)
@@ -143,7 +154,7 @@ class Histories:
         """The histories read since the last call, waiting up to `timeout` s for one."""
         if not self.workers or (self._pool is None and not self._running and self._waiting_bytes() < POOL_MIN_BYTES):
             job = self._next()
-            return [] if job is None else [self._done(read_history(job))]
+            return [] if job is None else [self._done(_read_or_give_up(job))]
         self._start_jobs()
         if not self._running:
             return []
@@ -152,6 +163,7 @@ class Histories:
         for future in finished:
             job = self._running.pop(future)
             if future.cancelled():
+                self.done_bytes += job.size
                 continue
             try:
                 results.append(self._done(future.result()))

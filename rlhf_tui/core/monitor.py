@@ -233,6 +233,9 @@ class Monitor:
 
     def _start(self, run: Run, file: SourceFile) -> None:
         """Read a new file: at once, or a big log's history off the live path (its tail first)."""
+        for other in list(run.files.values()):
+            if other is not file and other.history is not None and other.logical == file.logical:
+                self._abandon_history(run, other)  # two files feed that source now: read in step
         job = self._history_job(run, file)
         if job is None:
             self._pending.add(file.path)
@@ -244,13 +247,37 @@ class Monitor:
             update.notes = []  # the history brings them, with the right line numbers
             if file.kind == "metrics":
                 _settle_metrics_logical(file, update)
+            if _shares_source(run, file):  # a headerless metrics.jsonl beside another JSONL log
+                self._abandon_history(run, file)
+                return
             run.apply(file, update, job.mtime)
+
+    def _abandon_history(self, run: Run, file: SourceFile) -> None:
+        """Read a file whose history is loading the ordinary way instead, from its start."""
+        self.histories.cancel(file.path)
+        file.history = None
+        self._drop_preview(run, file)
+        self._pending.add(file.path)
+
+    def _drop_preview(self, run: Run, file: SourceFile) -> None:
+        """Forget what the tail shown while the history loaded said: the history says it all again."""
+        file.finished = False
+        file.crash = None
+        file.facts = {}
+        shown_as, file.logical = file.logical, STREAM_READERS[file.kind][0]
+        if shown_as in run.data and not _shares_source(run, file, shown_as):
+            if run.primary == shown_as:
+                run.generation += 1
+                run.primary = None
+            del run.data[shown_as]
+        run.merge_facts()
+        run.choose_primary()
 
     def _history_job(self, run: Run, file: SourceFile) -> Job | None:
         follower = file.follower
         if file.kind not in READERS or type(follower) is not FileTail or follower.fs is not LOCAL:
             return None
-        if any(other is not file and other.logical == file.logical for other in run.files.values()):
+        if _shares_source(run, file):
             return None  # several files feed that source: they are read in step, the ordinary way
         try:
             st = os.stat(file.path)
@@ -269,14 +296,15 @@ class Monitor:
         run, file = entry
         file.history = None
         self._pending.add(file.path)
+        self._drop_preview(run, file)
         update = history.update
         if update is None:  # replaced or shrunk meanwhile: read from its start like any file
-            if file.logical in run.data:
-                run.apply(file, Update(replace=True))
             return run
         if file.kind == "metrics":
             _settle_metrics_logical(file, update)
-        update.replace = file.logical in run.data
+        if _shares_source(run, file):  # a headerless metrics.jsonl beside another JSONL log
+            file.logical = STREAM_READERS[file.kind][0]
+            return run
         file.reader = history.reader
         follower = file.follower
         follower.offset, follower.identity, follower.size = job.size, job.identity, job.size
@@ -544,6 +572,12 @@ def _settle_metrics_logical(file: SourceFile, update: Any) -> None:
         file.logical = "rlhf-top"
     elif writer is None and file.bytes_read == 0 and update.records:
         file.logical = "jsonl"
+
+
+def _shares_source(run: Run, file: SourceFile, logical: str | None = None) -> bool:
+    """Whether another file of the run feeds the source this file feeds (or `logical`)."""
+    logical = file.logical if logical is None else logical
+    return any(other is not file and other.logical == logical for other in run.files.values())
 
 
 def _safely(function: Callable[..., Any], *args: Any) -> Any:

@@ -124,10 +124,14 @@ class Update:
     replace: bool = False
 
     def merge(self, other: Update) -> None:
+        """Append a later update of the same source: what it ends in wins."""
         self.records.extend(other.records)
         self.facts.update(other.facts)
-        self.finished = self.finished or other.finished
-        self.crash = other.crash or self.crash
+        if "resumed_at" in other.facts:  # the run trained again after whatever ended it before
+            self.finished, self.crash = other.finished, other.crash
+        else:
+            self.finished = self.finished or other.finished
+            self.crash = other.crash or self.crash
         self.notes.extend(other.notes)
 
 

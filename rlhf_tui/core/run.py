@@ -473,12 +473,12 @@ class Run:
                 file.facts.update(update.facts)
             self.merge_facts()
             changed = True
+        if "resumed_at" in update.facts:  # first: what the update ends in (its finished, crash) is later
+            file.finished = False
+            file.crash = None
         if update.finished and not file.finished:
             file.finished = True
             changed = True
-        if "resumed_at" in update.facts:
-            file.finished = False
-            file.crash = None
         if update.crash is not None:
             file.crash = update.crash
             changed = True

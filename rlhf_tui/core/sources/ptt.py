@@ -73,6 +73,7 @@ class PttMetricsReader(JsonlReader):
             update.facts["summary"] = _finite_numbers(obj["metrics"])
         elif kind == "resume":
             update.finished = False
+            update.crash = None
             update.facts["resumed_at"] = obj.get("from_step")
 
     def _move_summary_rows(self, update: Update) -> None:
