@@ -312,6 +312,7 @@ class Monitor:
         run.full_resolution = run.path in self._on_screen
         run.apply(file, update, job.mtime)
         return run
+
     def _forget(self, run: Run, path: str) -> None:
         remote = self._remote_of(path)
         if remote is not None:
