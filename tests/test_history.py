@@ -121,6 +121,15 @@ def test_a_little_history_is_read_without_starting_worker_processes(sweep, monke
         assert all(run.last_step for run in monitor.runs.values()) and not monitor.histories
 
 
+def test_worker_processes_that_cannot_start_leave_every_history_to_be_read_in_process(sweep, monkeypatch):
+    def no_processes(self):
+        raise ValueError("bad value(s) in fds_to_keep")  # what a fork server started under Textual says
+
+    monkeypatch.setattr(history_module, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(Histories, "_executor", no_processes)
+    assert read_all(sweep, workers=2, preview=True) == read_whole(sweep)
+
+
 def test_the_tail_shows_first_and_the_history_replaces_it(sweep):
     with scanned(sweep) as monitor:
         runs = {run.name: run for run in monitor.runs.values()}

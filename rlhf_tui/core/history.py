@@ -167,17 +167,21 @@ class Histories:
                 continue
             try:
                 results.append(self._done(future.result()))
-            except BrokenProcessPool:  # workers cannot start here (or were killed): read in-process
-                self.add(job)
-                self.total_bytes -= job.size
-                self.close()
-                self.workers = 0
+            except BrokenProcessPool:  # workers cannot start here (or were killed)
+                self._without_workers(job)
             except Exception:  # noqa: BLE001 - a reader bug: that file is read the ordinary way
                 results.append(self._done(History(job, None)))
         self._start_jobs()
         if not self._running:
             self.close()  # all read: no idle worker processes sit on their memory (a new big log starts them again)
         return results
+
+    def _without_workers(self, job: Job) -> None:
+        """From now on read every history in-process, this job among them."""
+        self.add(job)
+        self.total_bytes -= job.size
+        self.close()
+        self.workers = 0
 
     def close(self) -> None:
         if self._pool is not None:
@@ -207,11 +211,8 @@ class Histories:
                 return
             try:
                 self._running[self._executor().submit(read_history, job)] = job
-            except (BrokenProcessPool, OSError, RuntimeError):  # no worker processes here: read in-process
-                self.add(job)
-                self.total_bytes -= job.size
-                self.close()
-                self.workers = 0
+            except Exception:  # noqa: BLE001 - no worker processes here, whatever the reason
+                self._without_workers(job)
                 return
 
     def _executor(self) -> ProcessPoolExecutor:
