@@ -23,9 +23,7 @@ class StepAxis:
     def extend(self, steps: np.ndarray) -> None:
         n = len(steps)
         if self.size + n > len(self.buffer):
-            buffer = np.empty(max(self.size + n, 2 * len(self.buffer)), dtype=np.int64)
-            buffer[: self.size] = self.buffer[: self.size]
-            self.buffer = buffer
+            self.buffer = _grown(self.buffer, self.size, self.size + n)
         self.buffer[self.size : self.size + n] = steps
         self.size += n
 

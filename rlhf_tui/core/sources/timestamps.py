@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-_minute_cache: list = ["", 0.0]
+_last_minute: tuple[str, float] = ("", 0.0)  # one tuple, replaced whole: safe to read from any thread
 
 
 def parse_time(value: Any) -> float | None:
@@ -17,17 +17,19 @@ def parse_time(value: Any) -> float | None:
     Log lines repeat the same date, hour and minute, so the common UTC shape
     `YYYY-MM-DDTHH:MM:SS.ffffff+00:00` is the cached start of its minute plus the seconds.
     """
+    global _last_minute
     if isinstance(value, str):
         if len(value) == 32 and value[19] == "." and value.endswith("+00:00"):
             minute = value[:17]
-            if minute != _minute_cache[0]:
+            cached, base = _last_minute
+            if minute != cached:
                 try:
                     base = datetime.fromisoformat(minute + "00+00:00").timestamp()
                 except ValueError:
                     return None
-                _minute_cache[0], _minute_cache[1] = minute, base
+                _last_minute = (minute, base)
             try:
-                return _minute_cache[1] + float(value[17:26])
+                return base + float(value[17:26])
             except ValueError:
                 return None
         try:
